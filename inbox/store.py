@@ -1,0 +1,143 @@
+"""The inbox store: the one object the rest of Switchboard reads and writes the inbox through."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo import ReturnDocument
+
+from inbox.db import Database, Doc, ensure_indexes
+from inbox.ingest import Ingestor, IngestResult
+from inbox.models import CONVERSATION_STATUSES, InboundMessage
+from inbox.paging import WindowedPager, decode_cursor, sk_micros
+
+UNASSIGNED = "none"
+
+
+class NotFound(LookupError):
+    pass
+
+
+def oid(value: str | ObjectId) -> ObjectId:
+    if isinstance(value, ObjectId):
+        return value
+    try:
+        return ObjectId(value)
+    except (InvalidId, TypeError) as exc:
+        raise NotFound(str(value)) from exc
+
+
+class Store:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.ingestor = Ingestor(db)
+        self._pager = WindowedPager()
+
+    async def setup(self) -> None:
+        await ensure_indexes(self.db)
+
+    async def ingest(self, msg: InboundMessage) -> IngestResult:
+        return await self.ingestor.ingest(msg)
+
+    # conversations
+
+    async def _inbox_floor(self) -> int:
+        meta = await self.db.meta.find_one({"_id": "inbox"})
+        if meta is None or "floor_sk" not in meta:
+            return 0
+        return sk_micros(meta["floor_sk"])
+
+    async def list_conversations(
+        self, *, status: str | None = None, platform: str | None = None,
+        assignee: str | None = None, limit: int = 50, cursor: str | None = None,
+    ) -> tuple[list[Doc], str | None]:
+        flt: Doc = {}
+        if status:
+            if status not in CONVERSATION_STATUSES:
+                raise ValueError(f"status must be one of {', '.join(CONVERSATION_STATUSES)}")
+            flt["status"] = status
+        if platform:
+            flt["platform"] = platform
+        if assignee:
+            flt["assignee_id"] = None if assignee == UNASSIGNED else assignee
+        before = decode_cursor(cursor) if cursor else None
+        shape = "conv:" + ",".join(sorted(flt))
+        docs, next_cursor, _ = await self._pager.page(
+            self.db.conversations, flt, limit=limit, before=before,
+            floor_us=await self._inbox_floor(), shape=shape)
+        return docs, next_cursor
+
+    async def get_conversation(self, conv_id: str) -> Doc:
+        doc = await self.db.conversations.find_one({"_id": oid(conv_id)})
+        if doc is None:
+            raise NotFound(conv_id)
+        return doc
+
+    async def update_conversation(self, conv_id: str, changes: Doc) -> Doc:
+        doc = await self.db.conversations.find_one_and_update(
+            {"_id": oid(conv_id)}, {"$set": changes}, return_document=ReturnDocument.AFTER)
+        if doc is None:
+            raise NotFound(conv_id)
+        return doc
+
+    async def mark_read(self, conv_id: str) -> Doc:
+        return await self.update_conversation(conv_id, {"unread": 0})
+
+    async def contacts_by_id(self, ids: list[str]) -> dict[str, Doc]:
+        wanted = [oid(i) for i in set(ids) if i]
+        if not wanted:
+            return {}
+        docs = await self.db.contacts.find({"_id": {"$in": wanted}}).to_list()
+        return {str(d["_id"]): d for d in docs}
+
+    # messages
+
+    async def list_messages(self, conv_id: str, *, limit: int = 50,
+                            cursor: str | None = None) -> tuple[list[Doc], str | None]:
+        """A page of a conversation's messages, newest first, with the cursor to older ones."""
+        conv = await self.db.conversations.find_one({"_id": oid(conv_id)}, {"first_sk": 1})
+        if conv is None:
+            raise NotFound(conv_id)
+        before = decode_cursor(cursor) if cursor else None
+        floor = sk_micros(conv["first_sk"]) if conv.get("first_sk") else 0
+        docs, next_cursor, _ = await self._pager.page(
+            self.db.messages, {"conversation_id": str(conv["_id"])}, limit=limit,
+            before=before, floor_us=floor, shape="messages", projection={"raw": 0})
+        return docs, next_cursor
+
+    async def get_message(self, message_id: str) -> Doc:
+        doc = await self.db.messages.find_one({"_id": oid(message_id)}, {"raw": 0})
+        if doc is None:
+            raise NotFound(message_id)
+        return doc
+
+    async def last_inbound(self, conv_id: str) -> Doc | None:
+        docs, _ = await self.list_messages(conv_id, limit=20)
+        return next((d for d in docs if d["direction"] == "in"), None)
+
+    # accounts
+
+    async def list_accounts(self) -> list[Doc]:
+        return await self.db.accounts.find({}).sort("name", 1).to_list()
+
+    async def get_account(self, account_id: str) -> Doc:
+        doc = await self.db.accounts.find_one({"_id": oid(account_id)})
+        if doc is None:
+            raise NotFound(account_id)
+        return doc
+
+    async def touch_account(self, account_id: str, **fields: Any) -> None:
+        await self.db.accounts.update_one({"_id": oid(account_id)}, {"$set": fields})
+
+    async def audit(self, actor: str | None, action: str, target: str, *,
+                    address: str | None = None, details: Doc | None = None) -> None:
+        from inbox.paging import make_sk
+
+        entry_id = ObjectId()
+        now = datetime.now(UTC)
+        await self.db.audit_log.insert_one({
+            "_id": entry_id, "sk": make_sk(now, entry_id), "at": now, "actor": actor,
+            "action": action, "target": target, "address": address, "details": details or {}})

@@ -1,0 +1,96 @@
+"""Ingest is idempotent and concurrency-safe, threads by (account, thread_key), keeps summaries."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from inbox.models import AccountId, Attachment, Author, InboundMessage
+from inbox.store import Store
+
+ACCOUNT = AccountId("acc1")
+T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+
+
+def inbound(n: int, *, thread: str = "chat-1", user: str = "u1", text: str | None = None,
+            account: AccountId = ACCOUNT) -> InboundMessage:
+    return InboundMessage(
+        account_id=account, platform="telegram", external_id=f"{thread}:{n}",
+        thread_key=thread, kind="dm", author=Author(user_id=user, name="王小明", handle="xiaoming"),
+        text=text if text is not None else f"message {n}", platform_ts=T0 + timedelta(seconds=n))
+
+
+async def test_same_message_fifty_times_concurrently_is_stored_once(store: Store) -> None:
+    results = await asyncio.gather(*[store.ingest(inbound(1)) for _ in range(50)])
+    assert len({r.message_id for r in results}) == 1
+    assert sum(r.created for r in results) == 1
+    assert await store.db.messages.count_documents({}) == 1
+    conv = await store.db.conversations.find_one({})
+    assert conv is not None and conv["unread"] == 1 and conv["message_count"] == 1
+
+
+async def test_redelivery_after_the_batch_is_a_duplicate_not_an_error(store: Store) -> None:
+    first = await store.ingest(inbound(1))
+    again = await store.ingest(inbound(1))
+    assert first.created and not again.created
+    assert again.message_id == first.message_id
+    assert again.conversation_id == first.conversation_id
+    assert await store.db.messages.count_documents({}) == 1
+
+
+async def test_threads_by_account_and_thread_key(store: Store) -> None:
+    a = await store.ingest(inbound(1, thread="chat-1"))
+    b = await store.ingest(inbound(2, thread="chat-1"))
+    c = await store.ingest(inbound(1, thread="chat-2", user="u2"))
+    d = await store.ingest(inbound(1, thread="chat-1", account=AccountId("acc2")))
+    assert a.conversation_id == b.conversation_id
+    assert len({a.conversation_id, c.conversation_id, d.conversation_id}) == 3
+    assert await store.db.contacts.count_documents({}) == 3
+
+
+async def test_many_concurrent_messages_across_conversations(store: Store) -> None:
+    msgs = [inbound(i, thread=f"chat-{i % 7}", user=f"u{i % 7}") for i in range(140)]
+    results = await asyncio.gather(*[store.ingest(m) for m in msgs])
+    assert all(r.created for r in results)
+    assert await store.db.messages.count_documents({}) == 140
+    assert await store.db.conversations.count_documents({}) == 7
+    for conv in await store.db.conversations.find({}).to_list():
+        assert conv["unread"] == 20 and conv["message_count"] == 20
+    assert store.ingestor.batches < 140
+
+
+async def test_summary_preview_and_reopen(store: Store) -> None:
+    r = await store.ingest(inbound(1, text="first"))
+    await store.update_conversation(r.conversation_id, {"status": "resolved", "unread": 0})
+    await store.ingest(inbound(2, text="  second\nline "))
+    conv = await store.get_conversation(r.conversation_id)
+    assert conv["status"] == "open"
+    assert conv["preview"] == "second line"
+    assert conv["unread"] == 1
+
+
+async def test_attachment_only_message_previews_its_type(store: Store) -> None:
+    msg = replace(inbound(1, text=""), attachments=(Attachment(type="photo", file_id="f1"),))
+    r = await store.ingest(msg)
+    conv = await store.get_conversation(r.conversation_id)
+    assert conv["preview"] == "[photo]"
+
+
+async def test_edit_updates_text_and_marks_edited(store: Store) -> None:
+    r = await store.ingest(inbound(1, text="helo"))
+    edit = replace(inbound(1, text="hello"), edited_at=T0 + timedelta(minutes=1))
+    e = await store.ingest(edit)
+    assert e.edited and not e.created and e.message_id == r.message_id
+    stale = replace(inbound(1, text="older edit"), edited_at=T0 + timedelta(seconds=30))
+    await store.ingest(stale)
+    doc = await store.get_message(r.message_id)
+    assert doc["text"] == "hello" and doc["edited"] is True
+    assert await store.db.messages.count_documents({}) == 1
+
+
+async def test_edit_of_an_unseen_message_stores_it(store: Store) -> None:
+    edit = replace(inbound(5, text="edited before we saw it"), edited_at=T0)
+    r = await store.ingest(edit)
+    assert r.created
+    assert (await store.get_message(r.message_id))["edited"] is True
