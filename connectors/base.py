@@ -62,3 +62,20 @@ class Connector(Protocol):
     async def stop(self) -> None: ...
 
     async def send(self, outbound: OutboundMessage) -> Delivery: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AccountContext:
+    """What a connector is built from: one stored channel account, credentials decrypted."""
+
+    id: str
+    platform: str
+    name: str
+    credentials: Mapping[str, str]  # values are `inbox.secrets.Secret`: repr is '***'
+    api_base_url: str | None = None
+    mode: str = "webhook"
+    webhook_secret: str | None = None
+    webhook_url: str | None = None
+    platform_id: str | None = None
+    cursor: Any = None
+    options: Mapping[str, Any] = field(default_factory=dict)

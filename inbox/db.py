@@ -40,8 +40,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("account_id", ASCENDING), ("external_id", ASCENDING)], unique=True,
                    partialFilterExpression={"direction": "in"}),
         IndexModel([("conversation_id", ASCENDING), ("sk", DESCENDING)]),
-        IndexModel([("delivery.state", ASCENDING), ("delivery.next_attempt_at", ASCENDING)],
-                   partialFilterExpression={"direction": "out"}),
+        # outbox (replies/outbox.py): `delivery.due_at` exists only on pending replies. Plain,
+        # not partial: the embedded server's planner never picks a partial index for a read.
+        IndexModel([("delivery.due_at", ASCENDING)]),
+        IndexModel([("conversation_id", ASCENDING), ("delivery.due_at", ASCENDING)]),
         IndexModel([("conversation_id", ASCENDING), ("idempotency_key", ASCENDING)], unique=True,
                    partialFilterExpression={"idempotency_key": {"$type": "string"}}),
     ],

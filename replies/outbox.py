@@ -1,0 +1,402 @@
+"""The outbox: an outbound message IS its queue entry, a `messages` doc with `direction: "out"`.
+
+Life of a reply: `enqueue` inserts it `queued` (one durable `insert_one`) → `claim` takes it
+`sending` under a lease → `mark_sent`, or `reschedule` (`retry_wait`, exponential back-off with
+full jitter, never sooner than the platform's retry-after), or `mark_failed` (shown in the UI,
+re-queued by `retry`). Guarantee: at-least-once. A duplicate needs a worker to send and then lose
+its lease before recording it (a crash or a stall longer than the lease); the worker bounds a
+send's time below the lease, and a late `mark_sent` records `possibly_duplicated`.
+
+`delivery.due_at` is the one scheduling field: the next attempt time while `queued` /
+`retry_wait`, the lease expiry while `sending`, and absent once `sent` / `failed`. So "due" is
+`due_at <= now` whatever the state, and the index on it only holds pending messages' times.
+
+Why not one `find_one_and_update` per claim, as usual with MongoDB: on the embedded SecantusDB
+`findAndModify` took ~170 ms even by `_id` on a 10k-message collection (it grows with the
+collection), while an indexed `find` plus `update_one` by `_id` took ~3 ms each. So a claim reads
+a few due candidates and takes one with a compare-and-set `update_one` whose filter re-asserts the
+state, `due_at` and attempt count it read: still atomic, a racing process simply loses the CAS.
+The planner also ignores partial indexes and reads whole collections for one-sided ranges, hence
+the plain indexes and the `{$gte: EPOCH, $lte: ...}` ranges below (see inbox/db.py).
+
+In-order per conversation: after taking a message, the claimer looks for an earlier pending
+(queued / sending / retry_wait) reply in the same conversation. If there is one, the message is
+put back (`blocked_by` = that reply, due just after it) and the earlier reply, when it leaves
+`sending`, releases its followers. A failed reply blocks nothing.
+
+All times come from `self.clock`, the database server's clock (see `replies.timing`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
+
+from inbox.db import Database, Doc
+from inbox.ingest import preview_of_doc
+from inbox.models import (
+    AccountId,
+    ConversationId,
+    Delivery,
+    DeliveryError,
+    MessageId,
+    OutboundMessage,
+    RateLimited,
+    TextEntity,
+)
+from inbox.paging import make_sk
+from inbox.store import NotFound, oid
+from replies.identity import Rendered
+from replies.timing import Clock, DbClock, backoff_delay
+from web.settings import DeliverySettings
+
+log = logging.getLogger(__name__)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+FOREVER = datetime(9999, 1, 1, tzinfo=UTC)
+PENDING = ("queued", "sending", "retry_wait")
+_CANDIDATES = 8
+_ROUNDS = 3
+_AFTER = timedelta(milliseconds=1)
+
+
+class NotRetryable(Exception):
+    """`retry` of a message that is not `failed` (the API answers 409)."""
+
+    def __init__(self, message_id: str, state: str) -> None:
+        super().__init__(f"message {message_id} is {state}, only a failed message can be retried")
+        self.state = state
+
+
+@dataclass(slots=True)
+class Claim:
+    """A message this process holds the lease on; pass it back to finish the attempt."""
+
+    doc: Doc
+    lease_id: str
+    previous_state: str
+
+    @property
+    def message_id(self) -> str:
+        return str(self.doc["_id"])
+
+    @property
+    def account_id(self) -> str:
+        return str(self.doc["account_id"])
+
+    @property
+    def attempts(self) -> int:
+        return int(self.doc["delivery"]["attempts"])
+
+
+def is_first_reply(conversation: Mapping[str, Any], agent_id: str) -> bool:
+    """Whether `agent_id` has not replied in this conversation yet (greeting decision)."""
+    return agent_id not in (conversation.get("responders") or [])
+
+
+def outbound_of(doc: Mapping[str, Any]) -> OutboundMessage:
+    """The connector's view of a stored reply: exactly the text and entities rendered."""
+    return OutboundMessage(
+        message_id=MessageId(str(doc["_id"])),
+        conversation_id=ConversationId(str(doc["conversation_id"])),
+        account_id=AccountId(str(doc["account_id"])), thread_key=str(doc["thread_key"]),
+        text=doc["rendered_text"],
+        entities=tuple(TextEntity(e["type"], int(e["offset"]), int(e["length"]))
+                       for e in doc.get("entities") or ()),
+        reply_to=doc.get("reply_to"), agent_name=doc.get("agent_name") or "",
+        agent_title=doc.get("agent_title"))
+
+
+def _keyed_id(conversation_id: str, key: str) -> ObjectId:
+    """The same `_id` for the same (conversation, idempotency key), so a retried request finds
+    the first one by `_id`: the planner never uses the partial unique index for reads."""
+    return ObjectId(hashlib.sha256(f"{conversation_id}\0{key}".encode()).digest()[:12])
+
+
+def _due(upto: datetime) -> Doc:
+    return {"$gte": EPOCH, "$lte": upto}
+
+
+class Outbox:
+    def __init__(self, db: Database, settings: DeliverySettings, *,
+                 clock: Clock | None = None) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock: Clock = clock or DbClock()
+        self._listeners: list[Callable[[], None]] = []
+
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (e.g. `DeliveryWorker.wake`) whenever something may have become due."""
+        self._listeners.append(callback)
+
+    def _notify(self) -> None:
+        for callback in self._listeners:
+            callback()
+
+    async def sync_clock(self) -> None:
+        await self.clock.sync(self.db)
+
+    # enqueue
+
+    async def enqueue(self, conversation: Mapping[str, Any], *, agent_id: str, agent_name: str,
+                      agent_title: str | None, text: str, rendered: Rendered,
+                      reply_to: str | None = None,
+                      idempotency_key: str | None = None) -> tuple[Doc, bool]:
+        """Store a reply, queued; `(doc, False)` when this idempotency key was already used."""
+        now = self.clock.now()
+        conv_id = str(conversation["_id"])
+        mid = _keyed_id(conv_id, idempotency_key) if idempotency_key else ObjectId()
+        doc: Doc = {
+            "_id": mid, "sk": make_sk(now, mid), "conversation_id": conv_id,
+            "account_id": conversation["account_id"], "platform": conversation["platform"],
+            "thread_key": conversation["thread_key"], "direction": "out",
+            "agent_id": agent_id, "agent_name": agent_name, "agent_title": agent_title,
+            "author": {"user_id": agent_id, "name": agent_name, "handle": None, "is_bot": False},
+            "text": text, "rendered_text": rendered.text,
+            "entities": [{"type": e.type, "offset": e.offset, "length": e.length}
+                         for e in rendered.entities],
+            "username": rendered.username, "attachments": [], "reply_to": reply_to,
+            "external_id": None, "platform_ts": now, "created_at": now,
+            "delivery": {"state": "queued", "attempts": 0, "due_at": now, "queued_at": now,
+                         "next_attempt_at": now, "lease_id": None, "lease_until": None,
+                         "error": None, "sent_at": None, "possibly_duplicated": False},
+        }
+        if idempotency_key:
+            doc["idempotency_key"] = idempotency_key
+        try:
+            await self.db.messages.insert_one(doc)
+        except DuplicateKeyError:
+            if not idempotency_key:
+                raise
+            first = await self.db.messages.find_one({"_id": mid})
+            if first is None:  # stored before keyed ids existed: the slow, rare path
+                first = await self.db.messages.find_one(
+                    {"conversation_id": conv_id, "idempotency_key": idempotency_key})
+            if first is None:
+                raise
+            return first, False
+        await self._summarise(conversation, doc, agent_id, now)
+        self._notify()
+        return doc, True
+
+    async def _summarise(self, conversation: Mapping[str, Any], doc: Doc, agent_id: str,
+                         now: datetime) -> None:
+        """One pipeline update: activity, preview, first response, who has replied.
+
+        Like ingest, this runs after the message is stored; a crash in between leaves a stale
+        preview, never a lost reply (the messages are the truth)."""
+        conv_oid = oid(str(conversation["_id"]))
+        await self.db.conversations.update_one({"_id": conv_oid}, [{"$set": {
+            "last_message_at": {"$max": ["$last_message_at", now]},
+            "sk": {"$max": ["$sk", make_sk(now, conv_oid)]},
+            "preview": preview_of_doc(doc), "preview_direction": "out",
+            "message_count": {"$add": [{"$ifNull": ["$message_count", 0]}, 1]},
+            "first_response_at": {"$ifNull": ["$first_response_at", now]},
+            "last_outbound_at": now,
+            "responders": {"$setUnion": [{"$ifNull": ["$responders", []]}, [agent_id]]},
+        }}])
+
+    # claim
+
+    async def claim(self, *, exclude_accounts: Collection[str] = ()) -> Claim | None:
+        """Take the most overdue deliverable reply, or None; skips `exclude_accounts`."""
+        for _ in range(_ROUNDS):
+            now = self.clock.now()
+            flt: Doc = {"delivery.due_at": _due(now)}
+            if exclude_accounts:
+                flt["account_id"] = {"$nin": list(exclude_accounts)}
+            candidates = await self.db.messages.find(flt, {"raw": 0}).sort(
+                "delivery.due_at", 1).limit(_CANDIDATES).to_list()
+            if not candidates:
+                return None
+            progressed = False  # put one back or failed one: more may be due behind them
+            for cand in candidates:
+                claim = await self._take(cand, now)
+                if claim is None:
+                    continue
+                progressed = True
+                if await self._expired(claim, now):
+                    continue
+                blocker = await self._blocker(claim)
+                if blocker is None:
+                    return claim
+                await self._defer_behind(claim, blocker)
+            if not progressed:
+                return None  # every candidate went to another process; let the caller idle
+        return None
+
+    async def _take(self, cand: Doc, now: datetime) -> Claim | None:
+        d = cand["delivery"]
+        lease_id = uuid.uuid4().hex
+        lease_until = now + timedelta(seconds=self.settings.lease_seconds)
+        res = await self.db.messages.update_one(
+            {"_id": cand["_id"], "delivery.state": d["state"], "delivery.due_at": d["due_at"],
+             "delivery.attempts": d["attempts"]},
+            {"$set": {"delivery.state": "sending", "delivery.due_at": lease_until,
+                      "delivery.lease_id": lease_id, "delivery.lease_until": lease_until,
+                      "delivery.last_attempt_at": now, "delivery.next_attempt_at": None},
+             "$inc": {"delivery.attempts": 1}, "$unset": {"delivery.blocked_by": ""}})
+        if res.modified_count != 1:
+            return None
+        cand["delivery"] = {**d, "state": "sending", "due_at": lease_until, "lease_id": lease_id,
+                            "lease_until": lease_until, "attempts": d["attempts"] + 1,
+                            "last_attempt_at": now, "next_attempt_at": None}
+        cand["delivery"].pop("blocked_by", None)
+        return Claim(doc=cand, lease_id=lease_id, previous_state=d["state"])
+
+    async def _expired(self, claim: Claim, now: datetime) -> bool:
+        """Fail a claim that is out of attempts (e.g. a worker kept crashing) or too old."""
+        d = claim.doc["delivery"]
+        too_old = now - d.get("queued_at", claim.doc["created_at"]) > timedelta(
+            seconds=self.settings.max_age_seconds)
+        if claim.attempts <= self.settings.max_attempts and not too_old:
+            return False
+        last = (d.get("error") or {}).get("message")
+        reason = "the reply was not delivered in time" if too_old else "too many attempts"
+        await self.mark_failed(claim, "gave_up", f"Gave up: {reason}" + (
+            f" (last error: {last})" if last else ""))
+        return True
+
+    async def _pending_in(self, conversation_id: str, projection: Doc) -> list[Doc]:
+        # conversation_id + a bounded due_at range: the (conversation_id, delivery.due_at) index
+        # reads only this conversation's pending replies; a range on sk here made it scan.
+        return await self.db.messages.find(
+            {"conversation_id": conversation_id, "delivery.due_at": _due(FOREVER)},
+            projection).to_list()
+
+    async def _blocker(self, claim: Claim) -> Doc | None:
+        """The latest pending reply created before this one in its conversation, if any."""
+        pending = await self._pending_in(claim.doc["conversation_id"],
+                                         {"sk": 1, "delivery.state": 1, "delivery.due_at": 1})
+        earlier = [p for p in pending
+                   if p["sk"] < claim.doc["sk"] and p["_id"] != claim.doc["_id"]]
+        return max(earlier, key=lambda p: p["sk"]) if earlier else None
+
+    async def _defer_behind(self, claim: Claim, blocker: Doc) -> None:
+        await self.defer(claim, blocker["delivery"]["due_at"] + _AFTER,
+                         blocked_by=str(blocker["_id"]))
+        # the blocker may have finished between our look and our write; then nobody would
+        # release us before its old lease time, so look again
+        again = await self.db.messages.find_one({"_id": blocker["_id"]}, {"delivery.due_at": 1})
+        if again is None or "due_at" not in again.get("delivery", {}):
+            await self._release_followers(claim.doc["conversation_id"], str(blocker["_id"]))
+
+    async def defer(self, claim: Claim, until: datetime, *, blocked_by: str | None = None) -> None:
+        """Give a claim back untried (its attempt is not counted), due again at `until`."""
+        state = "queued" if claim.previous_state == "queued" else "retry_wait"
+        await self.db.messages.update_one(
+            {"_id": claim.doc["_id"], "delivery.lease_id": claim.lease_id},
+            {"$set": {"delivery.state": state, "delivery.due_at": until,
+                      "delivery.next_attempt_at": until, "delivery.lease_id": None,
+                      "delivery.lease_until": None, "delivery.blocked_by": blocked_by},
+             "$inc": {"delivery.attempts": -1}})
+
+    async def _release_followers(self, conversation_id: str, message_id: str) -> None:
+        """Make replies that waited for `message_id` due now."""
+        now = self.clock.now()
+        released = 0
+        for doc in await self._pending_in(conversation_id, {"delivery": 1}):
+            if doc["delivery"].get("blocked_by") != message_id:
+                continue
+            res = await self.db.messages.update_one(
+                {"_id": doc["_id"], "delivery.blocked_by": message_id,
+                 "delivery.state": doc["delivery"]["state"]},
+                {"$set": {"delivery.due_at": now, "delivery.next_attempt_at": now,
+                          "delivery.blocked_by": None}})
+            released += res.modified_count
+        if released:
+            self._notify()
+
+    # finishing an attempt
+
+    async def mark_sent(self, claim: Claim, delivery: Delivery) -> bool:
+        """Record the platform's id; False when our lease had been lost (possible duplicate)."""
+        now = self.clock.now()
+        done: Doc = {"delivery.state": "sent", "delivery.sent_at": now,
+                     "delivery.error": None, "delivery.lease_id": None,
+                     "delivery.lease_until": None, "delivery.next_attempt_at": None,
+                     "external_id": delivery.external_id,
+                     "platform_ts": delivery.platform_ts or now}
+        gone = {"delivery.due_at": "", "delivery.blocked_by": ""}
+        mid = claim.doc["_id"]
+        res = await self.db.messages.update_one(
+            {"_id": mid, "delivery.lease_id": claim.lease_id}, {"$set": done, "$unset": gone})
+        ours = res.modified_count == 1
+        if not ours:
+            current = await self.db.messages.find_one({"_id": mid}, {"delivery": 1})
+            if current is None:
+                return False
+            d = current["delivery"]
+            log.warning("reply %s was sent after its lease was lost (state now %s)",
+                        claim.message_id, d["state"])
+            if d["state"] == "sent":
+                await self.db.messages.update_one({"_id": mid}, {
+                    "$set": {"delivery.possibly_duplicated": True},
+                    "$push": {"duplicate_external_ids": delivery.external_id}})
+            else:  # whoever holds it now may send it again
+                await self.db.messages.update_one(
+                    {"_id": mid, "delivery.state": d["state"],
+                     "delivery.lease_id": d.get("lease_id")},
+                    {"$set": {**done, "delivery.possibly_duplicated": d["state"] == "sending"},
+                     "$unset": gone})
+        await self._release_followers(claim.doc["conversation_id"], claim.message_id)
+        return ours
+
+    async def reschedule(self, claim: Claim, error: DeliveryError) -> str:
+        """After a retryable failure: `retry_wait` with back-off, or `failed` when exhausted."""
+        now = self.clock.now()
+        retry_after = error.retry_after if isinstance(error, RateLimited) else None
+        delay = backoff_delay(claim.attempts, base=self.settings.backoff_base_seconds,
+                              cap=self.settings.backoff_cap_seconds, retry_after=retry_after)
+        next_at = now + timedelta(seconds=delay)
+        queued_at = claim.doc["delivery"].get("queued_at", claim.doc["created_at"])
+        if claim.attempts >= self.settings.max_attempts or \
+                next_at - queued_at > timedelta(seconds=self.settings.max_age_seconds):
+            await self.mark_failed(claim, error.code, error.human)
+            return "failed"
+        await self.db.messages.update_one(
+            {"_id": claim.doc["_id"], "delivery.lease_id": claim.lease_id},
+            {"$set": {"delivery.state": "retry_wait", "delivery.due_at": next_at,
+                      "delivery.next_attempt_at": next_at, "delivery.lease_id": None,
+                      "delivery.lease_until": None,
+                      "delivery.error": {"code": error.code, "message": error.human}}})
+        await self._release_followers(claim.doc["conversation_id"], claim.message_id)
+        return "retry_wait"
+
+    async def mark_failed(self, claim: Claim, code: str, human_message: str) -> None:
+        """Dead-letter: shown in the UI with `human_message`; blocks nothing; `retry` re-queues."""
+        now = self.clock.now()
+        await self.db.messages.update_one(
+            {"_id": claim.doc["_id"], "delivery.lease_id": claim.lease_id},
+            {"$set": {"delivery.state": "failed", "delivery.failed_at": now,
+                      "delivery.lease_id": None, "delivery.lease_until": None,
+                      "delivery.next_attempt_at": None,
+                      "delivery.error": {"code": code, "message": human_message}},
+             "$unset": {"delivery.due_at": "", "delivery.blocked_by": ""}})
+        await self._release_followers(claim.doc["conversation_id"], claim.message_id)
+
+    async def retry(self, message_id: str) -> Doc:
+        """Re-queue a failed reply with fresh attempts and age; NotRetryable if not failed."""
+        now = self.clock.now()
+        mid = oid(message_id)
+        res = await self.db.messages.update_one(
+            {"_id": mid, "direction": "out", "delivery.state": "failed"},
+            {"$set": {"delivery.state": "queued", "delivery.due_at": now,
+                      "delivery.next_attempt_at": now, "delivery.queued_at": now,
+                      "delivery.attempts": 0, "delivery.error": None,
+                      "delivery.failed_at": None}})
+        doc = await self.db.messages.find_one({"_id": mid}, {"raw": 0})
+        if doc is None or doc.get("direction") != "out":
+            raise NotFound(message_id)
+        if res.modified_count != 1:
+            raise NotRetryable(message_id, doc["delivery"]["state"])
+        self._notify()
+        return doc

@@ -1,0 +1,216 @@
+"""The delivery worker: one claimer loop per process feeding a bounded set of local send tasks.
+
+Why one claimer: on the embedded database many clients racing for the same queue collapse its
+throughput, while one loop that claims and hands messages to tasks does not. Several processes
+may each run one worker; the outbox's compare-and-set claim keeps them apart.
+
+Why per-account bookkeeping: a platform that rate-limits or fails for one account (one bot)
+must not hold up the others. An account that answered 429 is not claimed for until its
+retry-after has passed; one that keeps failing transiently is paused with a short growing
+back-off; and no account may occupy more than `per_account` of the send slots, so slow 5xx
+answers from one platform cannot starve the rest.
+
+Latency: `enqueue` (and a finished reply releasing the next one in its conversation) calls
+`wake()`, so an idle worker claims at once; a 1 s poll picks up retries coming due and replies
+queued by other processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from connectors.base import Connector
+from inbox.models import DeliveryError, PermanentError, RateLimited, TransientError
+from replies.outbox import Claim, Outbox, outbound_of
+
+log = logging.getLogger(__name__)
+
+ConnectorLookup = Callable[[str], Awaitable[Connector]]
+"""account_id → its connector; raises LookupError when the account no longer exists."""
+
+ACCOUNT_REMOVED = "The channel account was removed"
+UNEXPECTED = "Unexpected error while sending; will retry"
+NO_ANSWER = "The platform did not answer in time; will retry"
+_ACCOUNT_PAUSE_CAP = 30.0
+
+
+class DeliveryWorker:
+    def __init__(self, outbox: Outbox, connectors: ConnectorLookup, *, concurrency: int = 16,
+                 per_account: int | None = None, poll_interval: float = 1.0,
+                 send_timeout: float | None = None, clock_sync_interval: float = 300.0) -> None:
+        self.outbox = outbox
+        self.connectors = connectors
+        self.concurrency = max(1, concurrency)
+        self.per_account = per_account or max(1, self.concurrency // 2)
+        self.poll_interval = poll_interval
+        # a send must end well inside its lease, or another process may take it and send again
+        self.send_timeout = send_timeout or outbox.settings.lease_seconds * 0.8
+        self.clock_sync_interval = clock_sync_interval
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._inflight: Counter[str] = Counter()
+        self._paused: dict[str, float] = {}  # account → monotonic time it may be claimed again
+        self._failures: Counter[str] = Counter()
+        self._runner: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.sent = 0
+        outbox.subscribe(self.wake)
+
+    def wake(self) -> None:
+        """Something may be due now (an enqueue, a released follower): claim without waiting."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            return
+        self._stopping = False
+        await self.outbox.sync_clock()
+        self._runner = asyncio.create_task(self._run(), name="delivery-claimer")
+
+    async def stop(self, *, grace: float = 10.0) -> None:
+        """Stop claiming, let sends in flight finish for `grace` s, then cancel the rest (their
+        leases expire and another process, or the next start, retries them)."""
+        self._stopping = True
+        self._wake.set()
+        if self._runner is not None:
+            await self._runner
+            self._runner = None
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    # the claimer
+
+    async def _run(self) -> None:
+        next_sync = time.monotonic() + self.clock_sync_interval
+        while not self._stopping:
+            self._wake.clear()  # before claiming: a wake() during the claim is not lost
+            if time.monotonic() >= next_sync:
+                await self.outbox.sync_clock()
+                next_sync = time.monotonic() + self.clock_sync_interval
+            if len(self._tasks) < self.concurrency:
+                try:
+                    claim = await self.outbox.claim(exclude_accounts=self._excluded())
+                except Exception as exc:
+                    log.warning("claiming replies failed: %s", type(exc).__name__)
+                    await asyncio.sleep(self.poll_interval)
+                    continue
+                if claim is not None:
+                    self._spawn(claim)
+                    continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._idle_timeout())
+
+    def _spawn(self, claim: Claim) -> None:
+        self._inflight[claim.account_id] += 1
+        task = asyncio.create_task(self._deliver(claim), name=f"deliver-{claim.message_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._wake.set()  # a slot is free
+
+    def _excluded(self) -> list[str]:
+        now = time.monotonic()
+        for account in [a for a, until in self._paused.items() if until <= now]:
+            del self._paused[account]
+        busy = [a for a, n in self._inflight.items() if n >= self.per_account]
+        return sorted(set(self._paused) | set(busy))
+
+    def _idle_timeout(self) -> float:
+        timeout = self.poll_interval
+        if self._paused:
+            timeout = min(timeout, min(self._paused.values()) - time.monotonic())
+        return max(timeout, 0.01)
+
+    def _pause(self, account: str, seconds: float) -> None:
+        until = time.monotonic() + seconds
+        self._paused[account] = max(self._paused.get(account, 0.0), until)
+
+    def paused_accounts(self) -> list[str]:
+        """Accounts this worker is currently not claiming for (for /metrics and tests)."""
+        now = time.monotonic()
+        return sorted(a for a, until in self._paused.items() if until > now)
+
+    # one send
+
+    async def _deliver(self, claim: Claim) -> None:
+        account = claim.account_id
+        try:
+            await self._attempt(claim)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the outbox write failed: the lease expires, it is retried
+            log.warning("recording the delivery of reply %s failed: %s", claim.message_id,
+                        type(exc).__name__)
+        finally:
+            self._inflight[account] -= 1
+            if self._inflight[account] <= 0:
+                del self._inflight[account]
+
+    async def _attempt(self, claim: Claim) -> None:
+        account = claim.account_id
+        until = self._paused.get(account, 0.0) - time.monotonic()
+        if until > 0:  # paused after this one was claimed: put it back, untried
+            await self.outbox.defer(claim, self.outbox.clock.now() + timedelta(seconds=until))
+            return
+        try:
+            connector = await self.connectors(account)
+        except LookupError:
+            log.warning("reply %s failed: account %s no longer exists", claim.message_id,
+                        account)
+            await self.outbox.mark_failed(claim, "account_removed", ACCOUNT_REMOVED)
+            return
+        except Exception as exc:
+            log.warning("could not load account %s: %s", account, type(exc).__name__)
+            await self._retry(claim, TransientError("The channel account could not be loaded",
+                                                    code="account_unavailable"))
+            return
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                delivery = await connector.send(outbound_of(claim.doc))
+        except RateLimited as exc:
+            self._pause(account, exc.retry_after)
+            await self._retry(claim, exc)
+        except PermanentError as exc:
+            log.warning("reply %s failed permanently on account %s: %s (%s)", claim.message_id,
+                        account, exc.code, exc.human)
+            await self.outbox.mark_failed(claim, exc.code, exc.human)
+        except (TransientError, DeliveryError) as exc:
+            self._failures[account] += 1
+            self._pause(account, _account_pause(self._failures[account], self.outbox))
+            await self._retry(claim, exc)
+        except TimeoutError:
+            self._failures[account] += 1
+            await self._retry(claim, TransientError(NO_ANSWER, code="timeout"))
+        except Exception as exc:
+            # the text of an arbitrary library exception may quote a URL with a token in it:
+            # log the class name only
+            log.warning("reply %s: unexpected %s from the %s connector", claim.message_id,
+                        type(exc).__name__, claim.doc.get("platform"))
+            await self._retry(claim, TransientError(UNEXPECTED, code="unexpected"))
+        else:
+            self._failures.pop(account, None)
+            self.sent += 1
+            await self.outbox.mark_sent(claim, delivery)
+
+    async def _retry(self, claim: Claim, error: DeliveryError) -> None:
+        state = await self.outbox.reschedule(claim, error)
+        log.info("reply %s on account %s: %s (%s), now %s", claim.message_id,
+                 claim.account_id, error.code, error.human, state)
+
+
+def _account_pause(failures: int, outbox: Outbox) -> float:
+    """Short, growing pause of an account after consecutive transient failures."""
+    base = outbox.settings.backoff_base_seconds
+    return float(min(_ACCOUNT_PAUSE_CAP, base * 2 ** (failures - 1)))

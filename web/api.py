@@ -1,0 +1,313 @@
+"""The JSON API under /api (see web/openapi.py for its description)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from inbox.agents import AgentExists
+from inbox.models import CONVERSATION_STATUSES
+from inbox.store import NotFound, oid
+from web.auth import client_address, requires
+from web.channels import platforms
+from web.errors import ApiError, read_json
+from web.views import account_json, agent_json, conversation_json, message_json
+
+routes = web.RouteTableDef()
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ConversationPatch(_Body):
+    status: Literal["open", "pending", "snoozed", "resolved"] | None = None
+    assignee_id: str | None = None
+
+
+class AgentCreate(_Body):
+    login: str = Field(pattern=r"^[A-Za-z0-9._@-]{2,64}$")
+    display_name: str = Field(min_length=1, max_length=64)
+    title: str | None = Field(None, max_length=64)
+    role: Literal["admin", "agent"] = "agent"
+    password: str = Field(min_length=8, max_length=256)
+    timezone: str | None = Field(None, max_length=64)
+    locale: Literal["en", "zh-CN"] | None = None
+
+
+class AgentPatch(_Body):
+    display_name: str | None = Field(None, min_length=1, max_length=64)
+    title: str | None = Field(None, max_length=64)
+    role: Literal["admin", "agent"] | None = None
+    active: bool | None = None
+    password: str | None = Field(None, min_length=8, max_length=256)
+    timezone: str | None = Field(None, max_length=64)
+    locale: Literal["en", "zh-CN"] | None = None
+
+
+class TokenCreate(_Body):
+    name: str = Field("", max_length=64)
+
+
+async def body_as(request: web.Request, model: type[M]) -> M:
+    data = await read_json(request)
+    if not isinstance(data, dict):
+        raise ApiError(400, "validation", "the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "body"
+        raise ApiError(400, "validation", f"{field}: {err['msg']}", field=field) from None
+
+
+def _limit(request: web.Request, default: int = 50) -> int:
+    raw = request.query.get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= 200:
+        raise ApiError(400, "validation", "limit: a whole number from 1 to 200", field="limit")
+    return int(raw)
+
+
+def _services(request: web.Request) -> Any:
+    return request.app["services"]
+
+
+async def _conversation_page(request: web.Request, docs: list[Any]) -> list[dict[str, Any]]:
+    contacts = await _services(request).store.contacts_by_id([d.get("contact_id") for d in docs])
+    return [conversation_json(d, contacts.get(d.get("contact_id") or "")) for d in docs]
+
+
+@routes.get("/api/me")
+@requires("agent")
+async def me(request: web.Request) -> web.Response:
+    body = agent_json(request["agent"])
+    if request["session"] is not None:
+        body["csrf_token"] = request["session"]["csrf"]
+    return web.json_response(body)
+
+
+@routes.get("/api/platforms")
+@requires("agent")
+async def list_platforms(request: web.Request) -> web.Response:
+    return web.json_response({"items": platforms()})
+
+
+@routes.get("/api/conversations")
+@requires("agent")
+async def list_conversations(request: web.Request) -> web.Response:
+    q = request.query
+    status = q.get("status") or None
+    if status and status not in CONVERSATION_STATUSES:
+        raise ApiError(400, "validation", f"status: one of {', '.join(CONVERSATION_STATUSES)}",
+                       field="status")
+    assignee = q.get("assignee") or None
+    if assignee == "me":
+        assignee = str(request["agent"]["_id"])
+    docs, cursor = await _services(request).store.list_conversations(
+        status=status, platform=q.get("platform") or None, assignee=assignee,
+        limit=_limit(request), cursor=q.get("cursor") or None)
+    return web.json_response({"items": await _conversation_page(request, docs),
+                              "next_cursor": cursor})
+
+
+@routes.get("/api/conversations/{id}")
+@requires("agent")
+async def get_conversation(request: web.Request) -> web.Response:
+    doc = await _services(request).store.get_conversation(request.match_info["id"])
+    return web.json_response((await _conversation_page(request, [doc]))[0])
+
+
+@routes.patch("/api/conversations/{id}")
+@requires("agent")
+async def patch_conversation(request: web.Request) -> web.Response:
+    body = await body_as(request, ConversationPatch)
+    changes: dict[str, Any] = {}
+    if "status" in body.model_fields_set:
+        if body.status is None:
+            raise ApiError(400, "validation", "status: cannot be null", field="status")
+        changes["status"] = body.status
+    if "assignee_id" in body.model_fields_set:
+        if body.assignee_id is not None:
+            try:
+                await _services(request).agents.get(body.assignee_id)
+            except NotFound:
+                raise ApiError(400, "validation", "assignee_id: no such agent",
+                               field="assignee_id") from None
+        changes["assignee_id"] = body.assignee_id
+    if not changes:
+        raise ApiError(400, "validation", "nothing to change: send status or assignee_id")
+    doc = await _services(request).store.update_conversation(request.match_info["id"], changes)
+    return web.json_response((await _conversation_page(request, [doc]))[0])
+
+
+@routes.post("/api/conversations/{id}/read")
+@requires("agent")
+async def read_conversation(request: web.Request) -> web.Response:
+    doc = await _services(request).store.mark_read(request.match_info["id"])
+    return web.json_response((await _conversation_page(request, [doc]))[0])
+
+
+@routes.get("/api/conversations/{id}/messages")
+@requires("agent")
+async def list_messages(request: web.Request) -> web.Response:
+    docs, cursor = await _services(request).store.list_messages(
+        request.match_info["id"], limit=_limit(request), cursor=request.query.get("cursor"))
+    return web.json_response({"items": [message_json(d) for d in docs], "next_cursor": cursor})
+
+
+# accounts (admin)
+
+
+@routes.get("/api/accounts")
+@requires("admin")
+async def list_accounts(request: web.Request) -> web.Response:
+    services = _services(request)
+    docs = await services.store.list_accounts()
+    return web.json_response({"items": [
+        account_json(d, services.channels.webhook_url(d["platform"], str(d["_id"])))
+        for d in docs]})
+
+
+@routes.post("/api/accounts/test")
+@requires("admin")
+async def test_account(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "validation", "the body must be a JSON object")
+    info = await _services(request).channels.test(body)
+    return web.json_response({"ok": True, "platform_id": info.platform_id,
+                              "username": info.username, "display_name": info.display_name})
+
+
+@routes.post("/api/accounts")
+@requires("admin")
+async def create_account(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "validation", "the body must be a JSON object")
+    services = _services(request)
+    doc = await services.channels.create(body, str(request["agent"]["_id"]))
+    await services.store.audit(request["agent"]["login"], "account.create", str(doc["_id"]),
+                               address=client_address(request),
+                               details={"platform": doc["platform"], "name": doc["name"]})
+    url = services.channels.webhook_url(doc["platform"], str(doc["_id"]))
+    return web.json_response(account_json(doc, url), status=201)
+
+
+@routes.get("/api/accounts/{id}")
+@requires("admin")
+async def get_account(request: web.Request) -> web.Response:
+    services = _services(request)
+    doc = await services.store.get_account(request.match_info["id"])
+    return web.json_response(account_json(
+        doc, services.channels.webhook_url(doc["platform"], str(doc["_id"]))))
+
+
+@routes.delete("/api/accounts/{id}")
+@requires("admin")
+async def delete_account(request: web.Request) -> web.Response:
+    services = _services(request)
+    await services.channels.delete(request.match_info["id"])
+    await services.store.audit(request["agent"]["login"], "account.delete",
+                               request.match_info["id"], address=client_address(request))
+    return web.Response(status=204)
+
+
+# agents (admin)
+
+
+@routes.get("/api/agents")
+@requires("agent")
+async def list_agents(request: web.Request) -> web.Response:
+    """Every agent may list agents (to assign conversations); only admins change them."""
+    docs = await _services(request).agents.list()
+    return web.json_response({"items": [agent_json(d) for d in docs]})
+
+
+@routes.post("/api/agents")
+@requires("admin")
+async def create_agent(request: web.Request) -> web.Response:
+    body = await body_as(request, AgentCreate)
+    services = _services(request)
+    try:
+        doc = await services.agents.create(
+            body.login, display_name=body.display_name, password=body.password,
+            title=body.title, role=body.role, timezone=body.timezone, locale=body.locale)
+    except AgentExists as exc:
+        raise ApiError(409, "duplicate", str(exc)) from None
+    await services.store.audit(request["agent"]["login"], "agent.create", doc["login"],
+                               address=client_address(request),
+                               details={"role": doc["role"], "display_name": doc["display_name"]})
+    return web.json_response(agent_json(doc), status=201)
+
+
+@routes.patch("/api/agents/{id}")
+@requires("admin")
+async def patch_agent(request: web.Request) -> web.Response:
+    body = await body_as(request, AgentPatch)
+    changes = {k: getattr(body, k) for k in body.model_fields_set}
+    for key in ("display_name", "role", "active", "password"):
+        if key in changes and changes[key] is None:
+            raise ApiError(400, "validation", f"{key}: cannot be null", field=key)
+    if not changes:
+        raise ApiError(400, "validation", "nothing to change")
+    services = _services(request)
+    doc = await services.agents.update(request.match_info["id"], changes)
+    shown = {k: v for k, v in changes.items() if k != "password"}
+    if "password" in changes:
+        shown["password"] = "changed"
+    await services.store.audit(request["agent"]["login"], "agent.update", doc["login"],
+                               address=client_address(request), details=shown)
+    return web.json_response(agent_json(doc))
+
+
+# API tokens: an agent manages their own
+
+
+@routes.get("/api/tokens")
+@requires("agent")
+async def list_tokens(request: web.Request) -> web.Response:
+    docs = await _services(request).agents.tokens_of(str(request["agent"]["_id"]))
+    return web.json_response({"items": [
+        {"id": str(d["_id"]), "name": d.get("name", ""),
+         "created_at": d["created_at"].isoformat()} for d in docs]})
+
+
+@routes.post("/api/tokens")
+@requires("agent")
+async def create_token(request: web.Request) -> web.Response:
+    body = await body_as(request, TokenCreate)
+    services = _services(request)
+    token, doc = await services.agents.create_token(str(request["agent"]["_id"]), body.name)
+    await services.store.audit(request["agent"]["login"], "token.create", str(doc["_id"]),
+                               address=client_address(request))
+    return web.json_response({"id": str(doc["_id"]), "name": body.name, "token": token},
+                             status=201)
+
+
+@routes.delete("/api/tokens/{id}")
+@requires("agent")
+async def revoke_token(request: web.Request) -> web.Response:
+    services = _services(request)
+    agent = request["agent"]
+    found = await services.store.db.api_tokens.find_one({"_id": oid(request.match_info["id"])})
+    if found is None or (found["agent_id"] != str(agent["_id"]) and agent["role"] != "admin"):
+        raise NotFound(request.match_info["id"])
+    await services.agents.revoke_token(request.match_info["id"])
+    await services.store.audit(agent["login"], "token.revoke", request.match_info["id"],
+                               address=client_address(request))
+    return web.Response(status=204)
+
+
+@routes.get("/api/audit")
+@requires("admin")
+async def audit_log(request: web.Request) -> web.Response:
+    docs = await _services(request).store.db.audit_log.find({}, {"sk": 0}) \
+        .sort("sk", -1).limit(_limit(request, 100)).to_list()
+    return web.json_response({"items": [
+        {"id": str(d["_id"]), "at": d["at"].isoformat(), "actor": d.get("actor"),
+         "action": d["action"], "target": d.get("target"), "address": d.get("address"),
+         "details": d.get("details") or {}} for d in docs]})

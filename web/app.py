@@ -1,0 +1,158 @@
+"""The aiohttp application: the composition root of Switchboard."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from pymongo import AsyncMongoClient
+
+from inbox.agents import Agents
+from inbox.db import Database, Doc
+from inbox.embedded import EmbeddedServer
+from inbox.secrets import CredentialBox
+from inbox.store import NotFound, Store
+from web import api, api_replies
+from web.auth import auth_middleware
+from web.channels import Channels
+from web.errors import error_middleware, error_response
+from web.openapi import openapi_document
+from web.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.webhooks = Counter("switchboard_webhooks_total", "Webhook requests by outcome",
+                                ["platform", "status"], registry=self.registry)
+        self.webhook_seconds = Histogram(
+            "switchboard_webhook_seconds", "Webhook handling time", ["platform"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+        self.deliveries = Counter("switchboard_deliveries_total", "Reply delivery outcomes",
+                                  ["platform", "outcome"], registry=self.registry)
+
+
+@dataclass
+class Health:
+    """Whether the database answers; watched by a background task."""
+
+    db_ok: bool = True
+    embedded: EmbeddedServer | None = None
+    last_error: str | None = None
+    restarts: int = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": "ok" if self.db_ok else "unavailable",
+                                "database": "ok" if self.db_ok else "unavailable"}
+        if self.embedded is not None:
+            body["embedded_database"] = "running" if self.embedded.alive() else "stopped"
+            body["embedded_restarts"] = self.restarts
+        if self.last_error and not self.db_ok:
+            body["error"] = self.last_error
+        return body
+
+
+@dataclass
+class Services:
+    settings: Settings
+    client: AsyncMongoClient[Doc]
+    db: Database
+    store: Store
+    agents: Agents
+    box: CredentialBox
+    channels: Channels
+    metrics: Metrics = field(default_factory=Metrics)
+    health: Health = field(default_factory=Health)
+    outbox: Any = None
+    worker: Any = None
+    events: Any = None
+    background: list[asyncio.Task[Any]] = field(default_factory=list)
+
+
+def build_services(settings: Settings, client: AsyncMongoClient[Doc], secret_key: str) -> Services:
+    db = client[settings.database.name]
+    store = Store(db)
+    box = CredentialBox(secret_key)
+    return Services(settings=settings, client=client, db=db, store=store, agents=Agents(db),
+                    box=box, channels=Channels(store, box, settings.server.public_url))
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
+    response: web.StreamResponse = await handler(request)
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+    return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    health: Health = request.app["services"].health
+    return web.json_response(health.snapshot(), status=200 if health.db_ok else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    services: Services = request.app["services"]
+    return web.Response(body=generate_latest(services.metrics.registry),
+                        content_type="text/plain", charset="utf-8")
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+async def webhook(request: web.Request) -> web.Response:
+    services: Services = request.app["services"]
+    platform = request.match_info["platform"]
+    account_id = request.match_info["account_id"]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    if not services.health.db_ok:
+        services.metrics.webhooks.labels(platform, "503").inc()
+        resp = error_response(503, "unavailable", "storage is unavailable; deliver again later")
+        resp.headers["Retry-After"] = "5"
+        return resp
+    try:
+        connector = await services.channels.get(account_id)
+    except NotFound:
+        return error_response(404, "not_found", "no such channel account")
+    if connector.platform != platform:
+        return error_response(404, "not_found", "no such channel account")
+    body = await request.read()
+    result = await connector.handle_webhook(request.headers, body)
+    services.metrics.webhooks.labels(platform, str(result.status)).inc()
+    services.metrics.webhook_seconds.labels(platform).observe(loop.time() - started)
+    if result.status == 200:
+        await services.channels.touch(account_id)
+    return web.json_response(dict(result.body), status=result.status)
+
+
+def create_app(services: Services) -> web.Application:
+    app = web.Application(
+        client_max_size=services.settings.server.max_body_bytes,
+        middlewares=[security_headers, error_middleware, auth_middleware])
+    app["services"] = services
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/openapi.json", openapi)
+    app.router.add_post("/webhooks/{platform}/{account_id}", webhook)
+    app.router.add_routes(api.routes)
+    app.router.add_routes(api_replies.routes)
+    with contextlib.suppress(ImportError):
+        from web import ui
+
+        ui.setup(app)
+    return app

@@ -1,0 +1,134 @@
+"""`switchboard` — serve, demo, agent add, token create."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from pathlib import Path
+
+from inbox.agents import ROLES, AgentExists, Agents
+from inbox.db import connect, ensure_indexes
+from web.runtime import StartupError, database, run, serve
+from web.settings import ConfigError, Settings, load_settings
+
+_SECRETS = re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}|sb[ts]_[A-Za-z0-9_-]{20,}")
+
+
+class RedactSecrets(logging.Filter):
+    """Defence in depth: a bot token or API token that reaches a log line is masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _SECRETS.search(message):
+            record.msg, record.args = _SECRETS.sub("***", message), None
+        return True
+
+
+def setup_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(RedactSecrets())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore", "pymongo", "telegram", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(Path(args.config) if args.config else None)
+
+
+async def _with_agents(args: argparse.Namespace, action: str) -> None:
+    settings = _settings(args)
+    async with database(settings, reuse_running=True) as (uri, _):
+        client = connect(uri)
+        try:
+            db = client[settings.database.name]
+            await ensure_indexes(db)
+            agents = Agents(db)
+            if action == "add":
+                await _agent_add(agents, args)
+            else:
+                await _token_create(agents, args)
+        finally:
+            await client.close()
+
+
+async def _agent_add(agents: Agents, args: argparse.Namespace) -> None:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        import getpass
+
+        password = getpass.getpass("Password: ")
+    if len(password) < 8:
+        raise StartupError("the password must have at least 8 characters")
+    try:
+        doc = await agents.create(args.login, display_name=args.name, title=args.title,
+                                  role=args.role, password=password)
+    except AgentExists as exc:
+        raise StartupError(str(exc)) from None
+    print(f"Added {doc['role']} '{doc['login']}' ({doc['display_name']}).")
+
+
+async def _token_create(agents: Agents, args: argparse.Namespace) -> None:
+    agent = await agents.by_login(args.login)
+    if agent is None or not agent.get("active"):
+        raise StartupError(f"no active agent with login '{args.login}'")
+    token, _ = await agents.create_token(str(agent["_id"]), args.name)
+    print(f"API token for '{agent['login']}' (shown once; send it as 'Authorization: Bearer'):")
+    print(token)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="switchboard", description=__doc__)
+    p.add_argument("--config", help="settings file (default: settings.toml)")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the server")
+    s.add_argument("--config", default=argparse.SUPPRESS)
+    d = sub.add_parser("demo", help="run the server with a sandbox Telegram and demo data")
+    d.add_argument("--config", default=argparse.SUPPRESS)
+    d.add_argument("--quiet-customers", action="store_true",
+                   help="do not simulate customers writing")
+    agent = sub.add_parser("agent", help="manage agents").add_subparsers(dest="action",
+                                                                         required=True)
+    add = agent.add_parser("add", help="add an agent")
+    add.add_argument("login")
+    add.add_argument("--name", required=True, help="the name customers see, e.g. 张客服")
+    add.add_argument("--title", default=None)
+    add.add_argument("--role", choices=ROLES, default="agent")
+    add.add_argument("--password-stdin", action="store_true")
+    add.add_argument("--config", default=argparse.SUPPRESS)
+    token = sub.add_parser("token", help="manage API tokens").add_subparsers(dest="action",
+                                                                            required=True)
+    create = token.add_parser("create", help="print a new API token for an agent")
+    create.add_argument("login")
+    create.add_argument("--name", default="cli")
+    create.add_argument("--config", default=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if not hasattr(args, "config"):
+        args.config = None
+    setup_logging()
+    try:
+        if args.command == "serve":
+            return run(serve(_settings(args)))
+        if args.command == "demo":
+            from web.demo import demo
+
+            return run(demo(_settings(args), customers=not args.quiet_customers))
+        action = "add" if args.command == "agent" else "token"
+        return run(_with_agents(args, action))
+    except ConfigError as exc:
+        print(f"switchboard: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Process start-up and shutdown: database (embedded or URI), services, background tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp import web
+from pymongo.errors import PyMongoError
+
+from inbox.db import connect
+from inbox.embedded import EmbeddedError, EmbeddedServer, running_server_uri
+from web.app import Services, build_services, create_app
+from web.settings import ConfigError, Settings, ensure_secret_key
+
+log = logging.getLogger(__name__)
+
+HEALTH_EVERY = 1.0
+
+
+class StartupError(Exception):
+    """Start-up cannot go on; the message is one line for the operator."""
+
+
+@asynccontextmanager
+async def database(settings: Settings, *, reuse_running: bool = False,
+                   ) -> AsyncIterator[tuple[str, EmbeddedServer | None]]:
+    """The database URI to use, starting the embedded server for the data dir if needed.
+
+    With `reuse_running`, a CLI command borrows the database of a Switchboard already running on
+    the same data dir instead of failing on its lock.
+    """
+    if settings.database.uri:
+        yield settings.database.uri, None
+        return
+    data_dir = settings.database.data_dir
+    if reuse_running:
+        uri = running_server_uri(data_dir)
+        if uri:
+            yield uri, None
+            return
+    server = EmbeddedServer(data_dir=data_dir)
+    try:
+        await server.start()
+    except EmbeddedError as exc:
+        await server.stop()
+        raise StartupError(f"database.data_dir: {exc}") from None
+    try:
+        yield server.uri, server
+    finally:
+        await server.stop()
+
+
+async def start_services(settings: Settings, uri: str,
+                         embedded: EmbeddedServer | None = None) -> Services:
+    from replies.outbox import Outbox
+    from replies.worker import DeliveryWorker
+
+    client = connect(uri)
+    try:
+        await client.admin.command("ping")
+    except PyMongoError as exc:
+        await client.close()
+        raise StartupError(f"database.uri: cannot reach the database ({type(exc).__name__})")\
+            from None
+    services = build_services(settings, client, ensure_secret_key(settings))
+    services.health.embedded = embedded
+    await services.store.setup()
+    services.outbox = Outbox(services.db, settings.delivery)
+    await services.outbox.sync_clock()
+    services.worker = DeliveryWorker(services.outbox, services.channels.get)
+    if settings.delivery.workers > 0:
+        await services.worker.start()
+    await services.channels.start_all()
+    services.background.append(asyncio.create_task(watch_health(services)))
+    return services
+
+
+async def stop_services(services: Services) -> None:
+    for task in services.background:
+        task.cancel()
+    await asyncio.gather(*services.background, return_exceptions=True)
+    if services.events is not None:
+        await services.events.stop()
+    if services.worker is not None:
+        await services.worker.stop()
+    await services.channels.stop_all()
+    await services.client.close()
+
+
+async def watch_health(services: Services) -> None:
+    """Ping the database; restart the embedded one if its process died."""
+    health = services.health
+    while True:
+        await asyncio.sleep(HEALTH_EVERY)
+        embedded = health.embedded
+        if embedded is not None and not embedded.alive():
+            if health.db_ok:
+                log.error("the embedded database process exited (code %s); restarting it",
+                          embedded.process.returncode if embedded.process else "?")
+            health.db_ok = False
+            health.last_error = "embedded database process exited"
+            try:
+                await embedded.restart()
+                health.restarts += 1
+            except (EmbeddedError, OSError) as exc:
+                health.last_error = f"restart failed: {exc}"
+                continue
+        try:
+            await services.client.admin.command("ping", maxTimeMS=2000)
+        except PyMongoError as exc:
+            if health.db_ok:
+                log.error("database unavailable: %s", type(exc).__name__)
+            health.db_ok = False
+            health.last_error = f"ping failed: {type(exc).__name__}"
+            continue
+        if not health.db_ok:
+            log.warning("database available again")
+            if services.worker is not None:
+                services.worker.wake()
+        health.db_ok = True
+
+
+async def run_app(services: Services, host: str, port: int, ready_message: str = "") -> None:
+    """Serve until SIGINT/SIGTERM."""
+    app = create_app(services)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise StartupError(f"server.port: cannot listen on {host}:{port} ({exc.strerror})")\
+            from None
+    if ready_message:
+        print(ready_message, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        log.info("shutting down")
+        await runner.cleanup()
+
+
+async def serve(settings: Settings, *, extra: Any = None) -> None:
+    async with database(settings) as (uri, embedded):
+        services = await start_services(settings, uri, embedded)
+        try:
+            host, port = settings.server.host, settings.server.port
+            message = f"Switchboard is running on http://{host}:{port}/"
+            if embedded is not None:
+                message += f" (embedded database in {settings.database.data_dir})"
+            if extra is not None:
+                await extra(services)
+            await run_app(services, host, port, message)
+        finally:
+            await stop_services(services)
+
+
+def run(coro: Any) -> int:
+    """Run a coroutine; operator errors become one line on stderr and exit status 2."""
+    import sys
+
+    try:
+        asyncio.run(coro)
+    except (ConfigError, StartupError) as exc:
+        print(f"switchboard: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+with contextlib.suppress(Exception):
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
