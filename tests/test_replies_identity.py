@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from inbox.models import TextEntity, utf16_len
 from replies.identity import Rendered, preview, render
 from web.settings import IdentitySettings
 
-GREETINGS = {"zh-CN": "您好，这里是{brand}客服部，我是{name}。", "en": "Hi, this is {name} from {brand}."}
+GREETINGS = {"zh-CN": "您好，这里是{brand}客服部，我是{name}。",
+             "en": "Hi, this is {name} from {brand}."}
 
 
 def tg(text: str, *, name: str = "王小明", title: str | None = None, first: bool = False,
-       locale: str | None = None, **identity: object) -> Rendered:
+       locale: str | None = None, **identity: Any) -> Rendered:
     return render("telegram", text, agent_name=name, agent_title=title,
                   identity=IdentitySettings(**identity), first_reply=first, locale=locale)
 
@@ -82,7 +85,7 @@ def test_unknown_placeholder_is_shown_not_crashed_on() -> None:
 
 
 def test_greeting_on_first_reply_only() -> None:
-    kwargs: dict[str, object] = {"greeting_enabled": True, "greetings": GREETINGS}
+    kwargs: dict[str, Any] = {"greeting_enabled": True, "greetings": GREETINGS}
     first = tg("请问有什么可以帮您？", first=True, locale="zh-CN", **kwargs)
     later = tg("请问有什么可以帮您？", first=False, locale="zh-CN", **kwargs)
     assert first.text == ("您好，这里是Acme客服部，我是王小明。\n\n请问有什么可以帮您？"

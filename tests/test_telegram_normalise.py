@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from helpers_normalise import FIXTURES as FIXTURE_ROOT
-from helpers_normalise import Fixture, all_fixture_files, as_json, inbound_fixtures
+from tests.helpers_normalise import FIXTURES as FIXTURE_ROOT
+from tests.helpers_normalise import Fixture, all_fixture_files, as_json, inbound_fixtures
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -11,6 +11,7 @@ import contextlib
 import hmac
 import json
 import logging
+import warnings
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -67,7 +68,10 @@ def classify(exc: Exception) -> DeliveryError:
     before it; a blanket `except NetworkError` would retry permanent errors.
     """
     if isinstance(exc, tg.RetryAfter):
-        return RateLimited(_seconds(exc.retry_after), "Telegram asked us to slow down.")
+        with warnings.catch_warnings():  # PTB 22 warns that this becomes a timedelta
+            warnings.simplefilter("ignore")
+            retry_after = _seconds(exc.retry_after)
+        return RateLimited(retry_after, "Telegram asked us to slow down.")
     if isinstance(exc, tg.InvalidToken):
         return PermanentError("The bot token is no longer valid; an admin must update the "
                               "channel account.", code="invalid_auth")
@@ -242,8 +246,10 @@ class TelegramConnector:
         kwargs: dict[str, Any] = {"timeout": timeout, "allowed_updates": ALLOWED_UPDATES}
         if offset is not None:
             kwargs["offset"] = offset
-        raws = await self.bot.do_api_request("getUpdates", api_kwargs=kwargs,
-                                             read_timeout=timeout + 10)
+        with warnings.catch_warnings():  # the raw payloads are what we want, not Update objects
+            warnings.simplefilter("ignore")
+            raws = await self.bot.do_api_request("getUpdates", api_kwargs=kwargs,
+                                                 read_timeout=timeout + 10)
         if not isinstance(raws, list):
             raise tg.TelegramError("getUpdates did not return a list")
         ids = [u["update_id"] for u in raws if isinstance(u, dict)

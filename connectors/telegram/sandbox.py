@@ -87,6 +87,7 @@ class TelegramSandbox:
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._closing = False
         self._session = aiohttp.ClientSession()
         self._runner = web.AppRunner(self.app(), access_log=None)  # paths carry tokens
         await self._runner.setup()
@@ -104,7 +105,9 @@ class TelegramSandbox:
         return self._base_url
 
     async def stop(self) -> None:
+        self._closing = True
         for bot in self._bots.values():
+            bot.notify()  # long polls return at once instead of holding the shutdown
             await self._stop_pusher(bot)
         if self._runner is not None:
             await self._runner.cleanup()
@@ -243,7 +246,7 @@ class TelegramSandbox:
             if generation != bot.poll_generation:
                 raise ApiError(409)
             remaining = deadline - asyncio.get_running_loop().time()
-            if bot.pending or remaining <= 0 or bot.webhook_url:
+            if bot.pending or remaining <= 0 or bot.webhook_url or self._closing:
                 return bot.pending[:limit]
             event = bot.changed
             with contextlib.suppress(TimeoutError):
