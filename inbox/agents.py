@@ -82,7 +82,7 @@ class Agents:
         return doc
 
     async def verify_password(self, login: str, password: str) -> Doc | None:
-        """The active agent with this login and password, or None; takes the same time either way."""
+        """The active agent with this login and password, or None; same time either way."""
         agent = await self.by_login(login)
         try:
             _hasher.verify(agent["password_hash"] if agent else _DUMMY_HASH, password)

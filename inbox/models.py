@@ -137,7 +137,8 @@ class DeliveryError(Exception):
 
 
 class RateLimited(DeliveryError):
-    def __init__(self, retry_after: float, message: str = "The platform asked us to slow down.") -> None:
+    def __init__(self, retry_after: float,
+                 message: str = "The platform asked us to slow down.") -> None:
         super().__init__(message, code="rate_limited")
         self.retry_after = retry_after
 

@@ -16,8 +16,8 @@ Why not one `find_one_and_update` per claim, as usual with MongoDB: on the embed
 collection), while an indexed `find` plus `update_one` by `_id` took ~3 ms each. So a claim reads
 a few due candidates and takes one with a compare-and-set `update_one` whose filter re-asserts the
 state, `due_at` and attempt count it read: still atomic, a racing process simply loses the CAS.
-The planner also ignores partial indexes and reads whole collections for one-sided ranges, hence
-the plain indexes and the `{$gte: EPOCH, $lte: ...}` ranges below (see inbox/db.py).
+The planner also scanned the collection for the claim query on a partial index and for one-sided
+date ranges, hence the plain indexes and the `{$gte: EPOCH, $lte: ...}` ranges (see inbox/db.py).
 
 In-order per conversation: after taking a message, the claimer looks for an earlier pending
 (queued / sending / retry_wait) reply in the same conversation. If there is one, the message is
@@ -117,7 +117,7 @@ def outbound_of(doc: Mapping[str, Any]) -> OutboundMessage:
 
 def _keyed_id(conversation_id: str, key: str) -> ObjectId:
     """The same `_id` for the same (conversation, idempotency key), so a retried request finds
-    the first one by `_id`: the planner never uses the partial unique index for reads."""
+    the first one by `_id`: reads never used the `$type`-partial unique index (measured)."""
     return ObjectId(hashlib.sha256(f"{conversation_id}\0{key}".encode()).digest()[:12])
 
 

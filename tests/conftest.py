@@ -17,7 +17,7 @@ from inbox.store import Store
 
 @pytest.fixture(scope="session")
 def mongo_uri() -> Iterator[str]:
-    """A real MongoDB wire-protocol server: the embedded default, or $SWITCHBOARD_TEST_MONGODB_URI."""
+    """A real MongoDB wire-protocol server: the embedded one, or $SWITCHBOARD_TEST_MONGODB_URI."""
     external = os.environ.get("SWITCHBOARD_TEST_MONGODB_URI")
     if external:
         yield external
@@ -140,8 +140,14 @@ async def tg() -> AsyncIterator[TelegramSandbox]:
 
 
 @pytest.fixture
-async def live(mongo_uri: str, db: Database, tmp_path: Path, tg: TelegramSandbox) -> AsyncIterator[object]:
+async def e2e(mongo_uri: str, db: Database, tmp_path: Path,
+              tg: TelegramSandbox) -> AsyncIterator[object]:
+    """A real listening server with the sandbox able to reach its webhooks."""
     from tests.live import live_server
 
     async with live_server(mongo_uri, db.name, tmp_path) as server:
         yield server
+
+
+# browser tests: a shared Chromium and a real listening server (see tests/ui_support.py)
+from tests.ui_support import ui_browser, ui_live  # noqa: E402, F401

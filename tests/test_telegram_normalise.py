@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from tests.helpers_normalise import FIXTURES as FIXTURE_ROOT
-from tests.helpers_normalise import Fixture, all_fixture_files, as_json, inbound_fixtures
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.telegram.normalise import UnparseableUpdate, normalise
 from inbox.models import AccountId, Ignored, InboundMessage
+from tests.helpers_normalise import FIXTURES as FIXTURE_ROOT
+from tests.helpers_normalise import Fixture, all_fixture_files, as_json, inbound_fixtures
 
 ACCOUNT = AccountId("acc-telegram-1")
 BOT_ID = "7000000001"

@@ -170,7 +170,7 @@ class Channels:
             try:
                 connector = await self.get(str(doc["_id"]))
                 await connector.start()
-            except Exception as exc:  # noqa: BLE001 - one bad account must not stop the rest
+            except Exception as exc:
                 log.warning("account %s could not start: %s", doc["_id"], type(exc).__name__)
 
     async def stop_all(self) -> None:

@@ -44,7 +44,7 @@ from inbox.models import (
 log = logging.getLogger(__name__)
 
 DEFAULT_API = "https://api.telegram.org"
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 ALLOWED_UPDATES = ["message", "edited_message"]
 
 _PERMANENT_HUMAN = {
@@ -186,7 +186,7 @@ class TelegramConnector:
         return WebhookResponse(200, {"ok": True, "message_id": getattr(stored, "message_id",
                                                                        None)})
 
-    def parse(self, update: Any) -> InboundMessage | None | str:
+    def parse(self, update: Any) -> InboundMessage | str | None:
         """The message to store, None to ignore, or the reason it cannot be parsed."""
         try:
             result = normalise(update, AccountId(self.account.id), self.bot_id)

@@ -80,7 +80,7 @@ class Poller:
                 failures = 0
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the loop must survive outages
+            except Exception as exc:
                 failures += 1
                 delay = min(60.0, 0.5 * 2 ** min(failures, 7)) * random.uniform(0.5, 1.0)  # noqa: S311
                 reason = ("a webhook is set for this bot" if isinstance(exc, tg.Conflict)
