@@ -120,8 +120,10 @@ class Subscriber:
 
 class EventHub:
     def __init__(self, db: Database, *, buffer_size: int = 4096, queue_size: int = 1024,
-                 max_await_ms: int = 500, catch_up_limit: int = 10_000) -> None:
+                 max_await_ms: int = 500, catch_up_limit: int = 10_000,
+                 heartbeat: float = 15.0) -> None:
         self.db = db
+        self.heartbeat = heartbeat
         self.buffer_size = buffer_size
         self.queue_size = queue_size
         self.max_await_ms = max_await_ms
@@ -388,9 +390,6 @@ def hub_of(app: web.Application) -> EventHub:
     return hub
 
 
-HEARTBEAT_KEY: web.AppKey[float] = web.AppKey("sse_heartbeat", float)
-
-
 @requires("agent")
 async def events(request: web.Request) -> web.StreamResponse:
     """`GET /api/events?types=conversation,message&conversation=<id>&since=<id>`."""
@@ -410,10 +409,9 @@ async def events(request: web.Request) -> web.StreamResponse:
     try:
         await response.prepare(request)
         await response.write(b"retry: 2000\n\n")
-        heartbeat = request.app.get(HEARTBEAT_KEY, 15.0)
         while True:
             try:
-                data = await asyncio.wait_for(sub.queue.get(), heartbeat)
+                data = await asyncio.wait_for(sub.queue.get(), hub.heartbeat)
             except TimeoutError:
                 if not await _still_allowed(request):
                     await response.write(frame("logout", {}))
