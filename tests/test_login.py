@@ -58,7 +58,13 @@ async def test_cookie_is_secure_when_public_url_is_https(
     try:
         await services.agents.create("zhang", display_name="张客服", password=AGENT_PASSWORD)
         client = await aiohttp_client(create_app(services))
-        resp = await log_in(client, "zhang", AGENT_PASSWORD)
+        page = await client.get("/login")
+        pre = set_cookie(page, PRE_CSRF_COOKIE)
+        assert "Secure" in pre
+        # the test client speaks http, so it would not send a Secure cookie back by itself
+        resp = await client.post("/login", data={
+            "login": "zhang", "password": AGENT_PASSWORD, "csrf": csrf_of(await page.text())},
+            headers={"Cookie": pre.split(";")[0]}, allow_redirects=False)
         assert resp.status == 302
         assert "Secure" in set_cookie(resp, SESSION_COOKIE)
     finally:
@@ -136,15 +142,18 @@ async def test_login_form_needs_its_csrf_cookie(
                              allow_redirects=False)
     assert resp.status == 403
     assert SESSION_COOKIE not in resp.cookies
-    page = await client.get("/login")
-    assert PRE_CSRF_COOKIE in page.cookies
+    assert "expired" in await resp.text()
+    assert PRE_CSRF_COOKIE in {c.key for c in client.session.cookie_jar}
 
 
 async def test_a_new_session_id_at_every_login(
         client: TestClient, services: Services, agent: dict[str, Any]) -> None:
+    page = await client.get("/login")
     old, _ = await services.agents.create_session(str(agent["doc"]["_id"]), 1)
-    client.session.cookie_jar.update_cookies({SESSION_COOKIE: old})
-    resp = await log_in(client, "zhang", AGENT_PASSWORD)
+    client.session.cookie_jar.update_cookies({SESSION_COOKIE: old})  # planted before login
+    resp = await client.post("/login", data={"login": "zhang", "password": AGENT_PASSWORD,
+                                             "csrf": csrf_of(await page.text())},
+                             allow_redirects=False)
     assert resp.status == 302
     new = resp.cookies[SESSION_COOKIE].value
     assert new and new != old
