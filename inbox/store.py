@@ -12,7 +12,7 @@ from pymongo import ReturnDocument
 from inbox.db import Database, Doc, ensure_indexes
 from inbox.ingest import Ingestor, IngestResult
 from inbox.models import CONVERSATION_STATUSES, InboundMessage
-from inbox.paging import WindowedPager, decode_cursor, sk_micros
+from inbox.paging import WindowedPager, decode_cursor, make_sk, sk_micros
 
 UNASSIGNED = "none"
 
@@ -132,10 +132,15 @@ class Store:
     async def touch_account(self, account_id: str, **fields: Any) -> None:
         await self.db.accounts.update_one({"_id": oid(account_id)}, {"$set": fields})
 
+    async def list_audit(self, *, limit: int = 100,
+                         cursor: str | None = None) -> tuple[list[Doc], str | None]:
+        before = decode_cursor(cursor) if cursor else None
+        docs, next_cursor, _ = await self._pager.page(
+            self.db.audit_log, {}, limit=limit, before=before, floor_us=0, shape="audit")
+        return docs, next_cursor
+
     async def audit(self, actor: str | None, action: str, target: str, *,
                     address: str | None = None, details: Doc | None = None) -> None:
-        from inbox.paging import make_sk
-
         entry_id = ObjectId()
         now = datetime.now(UTC)
         await self.db.audit_log.insert_one({

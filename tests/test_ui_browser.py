@@ -132,3 +132,45 @@ async def test_conversation_page_marks_read(ui_live: Live) -> None:
 
 async def _is_zero(probe) -> bool:  # type: ignore[no-untyped-def]
     return await probe() == 0
+
+
+async def test_admin_adds_a_telegram_account(ui_live: Live) -> None:
+    from tests.ui_support import BOT_TOKEN
+
+    admin = await ui_live.person("boss", role="admin", display_name="李经理")
+    page = await ui_live.page(admin)
+    await page.goto(ui_live.url + "/admin/accounts")
+    await page.fill("#account-name", "Acme support")
+    await page.fill("#cred-telegram-bot_token", "123456:" + "X" * 30)  # unknown to Telegram
+    await page.click("details.advanced summary")
+    await page.fill("#account-api-base", ui_live.sandbox.base_url)
+
+    await page.click("#account-test")  # JavaScript: tests without saving
+    result = page.locator("#test-result")
+    await expect(result).to_have_text(
+        "The platform refused these credentials. Check the token and try again.")
+    await expect(result).to_have_class("notice error")
+    await page.click("#account-save")  # the form: the server tests again and refuses
+    await expect(page.locator("#account-result")).to_contain_text("refused these credentials")
+    assert await page.input_value("#account-name") == "Acme support"
+    assert await page.input_value("#cred-telegram-bot_token") == ""  # never rendered back
+
+    await page.fill("#cred-telegram-bot_token", BOT_TOKEN)
+    await page.click("#account-test")
+    await expect(result).to_have_text("The connection works: @acme_support_bot")
+    await page.click("#account-save")
+    webhook = page.locator("#created-webhook")
+    await expect(webhook).to_be_visible()
+    doc = await ui_live.services.db.accounts.find_one({"name": "Acme support"})
+    expected = f"{ui_live.url}/webhooks/telegram/{doc['_id']}"
+    await expect(webhook).to_have_text(expected)
+    assert ui_live.sandbox.webhook_info(BOT_TOKEN)["url"] == expected
+    row = page.locator(f"#accounts-table tr[data-id='{doc['_id']}']")
+    await expect(row).to_contain_text("@acme_support_bot")
+    assert BOT_TOKEN not in await page.content()
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    await row.locator("button.danger").click()
+    await expect(page.locator("#accounts-table")).to_have_count(0)
+    assert await ui_live.services.db.accounts.count_documents({}) == 0
+    assert page.js_errors == []

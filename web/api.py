@@ -305,9 +305,9 @@ async def revoke_token(request: web.Request) -> web.Response:
 @routes.get("/api/audit")
 @requires("admin")
 async def audit_log(request: web.Request) -> web.Response:
-    docs = await _services(request).store.db.audit_log.find({}, {"sk": 0}) \
-        .sort("sk", -1).limit(_limit(request, 100)).to_list()
-    return web.json_response({"items": [
+    docs, cursor = await _services(request).store.list_audit(
+        limit=_limit(request, 100), cursor=request.query.get("cursor") or None)
+    return web.json_response({"next_cursor": cursor, "items": [
         {"id": str(d["_id"]), "at": d["at"].isoformat(), "actor": d.get("actor"),
          "action": d["action"], "target": d.get("target"), "address": d.get("address"),
          "details": d.get("details") or {}} for d in docs]})

@@ -317,14 +317,24 @@ async def switch_language(request: web.Request) -> web.StreamResponse:
     raise response
 
 
-async def not_found_page(request: web.Request) -> web.StreamResponse:
-    return render(request, "error.html", status=404, code=404, message_key="error.not_found")
+@web.middleware
+async def html_not_found(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unknown pages get the UI's 404 page; API and webhook paths keep their JSON errors."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        if request.path.startswith(("/api/", "/webhooks/", "/static/")) or \
+                request.method != "GET":
+            raise
+        return render(request, "error.html", status=404, code=404,
+                      message_key="error.not_found")
 
 
 def setup(app: web.Application) -> None:
     from web import ui_admin
 
     app[ENV_KEY] = make_env()
+    app.middlewares.append(html_not_found)
     login.setup(app)
     events.setup(app)
     app.router.add_get("/", inbox)

@@ -1,0 +1,309 @@
+"""The crash and fault scenarios, sized by the caller (fast suite small, `make soak` large).
+
+Each one drives a real `switchboard serve` process (tests.chaos.Serve), asserts the promise —
+acknowledged ⇒ stored, redelivered ⇒ stored once, replies delivered with every duplicate inside
+the documented window — and returns the figures it measured for docs/guarantees.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import aiohttp
+
+from connectors.telegram.sandbox import TelegramSandbox
+from tests.chaos import (
+    Outcome,
+    People,
+    Serve,
+    add_account,
+    external_id,
+    make_updates,
+    open_db,
+    post_all,
+    post_update,
+    redeliver,
+    seed_people,
+    stored_inbound,
+    summary_drift,
+    wait_until,
+    webhook_secret,
+)
+
+
+@dataclass
+class Figures:
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def line(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.as_dict().items())
+
+
+async def _setup(serve: Serve, sandbox: TelegramSandbox, bot_token: str,
+                 http: aiohttp.ClientSession) -> tuple[People, str, str]:
+    """Start the server, seed an admin and an agent, connect one bot: (people, account, url)."""
+    if serve.uri is not None:  # seed before start: the server finds its people at once
+        client, db = open_db(serve.uri, serve.db_name)
+        people = await seed_people(db)
+        await serve.start()
+    else:
+        await serve.start()
+        client, db = open_db(serve.db_uri(), serve.db_name)
+        people = await seed_people(db)
+    try:
+        account = await add_account(http, serve.url, people, sandbox, bot_token, "chaos bot")
+        secret = await webhook_secret(db, account["id"])
+    finally:
+        await client.close()
+    return people, account["id"], secret
+
+
+def _hook(serve: Serve, account_id: str) -> str:
+    return f"{serve.url}/webhooks/telegram/{account_id}"
+
+
+# ----------------------------------------------------------------------------- kill -9, inbound
+
+
+@dataclass
+class WebhookCrash(Figures):
+    updates: int
+    acked_before_kill: int
+    unanswered_in_flight_at_kill: int
+    stored_but_unacked: int
+    lost_acked: int
+    redelivery_posts: int
+    stored_after_redelivery: int
+    duplicates: int
+    conversations_with_stale_counters: int
+    restart_seconds: float
+
+
+async def webhook_crash(serve: Serve, sandbox: TelegramSandbox, bot_token: str, *, n: int,
+                        kill_at: int, concurrency: int = 16) -> WebhookCrash:
+    async with aiohttp.ClientSession() as http:
+        _, account_id, secret = await _setup(serve, sandbox, bot_token, http)
+        updates = make_updates(n)
+        outcome = Outcome()
+        load = asyncio.create_task(post_all(http, _hook(serve, account_id), secret, updates,
+                                            outcome, concurrency=concurrency))
+        await wait_until(lambda: _true(len(outcome.acked()) >= kill_at), 120,
+                         "acknowledged webhooks before the kill", every=0.002)
+        in_flight = len(outcome.started) - len(outcome.status)
+        acked_at_kill = len(outcome.acked())
+        await serve.kill()
+        await load
+        acked = {u["update_id"]: external_id(u) for u in updates if u["update_id"]
+                 in outcome.acked()}
+        restarted = time.monotonic()
+        await serve.start()
+        restart_seconds = time.monotonic() - restarted
+        client, db = open_db(serve.db_uri(), serve.db_name)
+        try:
+            stored = await stored_inbound(db, account_id)
+            lost = [x for x in acked.values() if x not in stored]
+            assert not lost, f"acknowledged but not stored after kill -9: {lost[:10]}"
+            stored_unacked = len(set(stored) - set(acked.values()))
+            posts = await redeliver(http, _hook(serve, account_id), secret, updates, outcome)
+            final = await stored_inbound(db, account_id)
+            assert set(final) == {external_id(u) for u in updates}, "an update is missing"
+            duplicates = sum(c - 1 for c in final.values())
+            assert duplicates == 0
+            drift = await summary_drift(db, account_id)
+        finally:
+            await client.close()
+        await serve.stop()
+    return WebhookCrash(n, acked_at_kill, in_flight, stored_unacked, len(lost), posts,
+                        sum(final.values()), duplicates, drift, round(restart_seconds, 2))
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+# ----------------------------------------------------------------------------- kill -9, outbound
+
+
+@dataclass
+class ReplyCrash(Figures):
+    replies: int
+    sent_before_kill: int
+    api_posts_unanswered: int
+    delivered: int
+    duplicates: int
+    duplicates_flagged: int
+    flagged: int
+    lost: int
+    failed: int
+    order_violations: int
+    drain_seconds: float
+
+
+async def reply_crash(serve: Serve, sandbox: TelegramSandbox, bot_token: str, *, n: int,
+                      conversations: int, kill_at: int) -> ReplyCrash:
+    """Queue `n` replies over `conversations` chats; kill -9 once `kill_at` reached the
+    platform; restart; every reply must end `sent`, in order per chat, and every one the
+    platform received twice must be flagged `possibly_duplicated`."""
+    async with aiohttp.ClientSession() as http:
+        people, account_id, secret = await _setup(serve, sandbox, bot_token, http)
+        chats = [620_000_000 + c for c in range(conversations)]
+        for update in make_updates(conversations, chats=conversations, chat_base=chats[0]):
+            assert await post_update(http, _hook(serve, account_id), secret, update) == 200
+        client, db = open_db(serve.db_uri(), serve.db_name)
+        conv_of = {int(c["thread_key"]): str(c["_id"]) async for c in db.conversations.find(
+            {"account_id": account_id})}
+        await client.close()
+        texts = {i: f"reply {i:05d}" for i in range(n)}
+        chat_of = {i: chats[i % conversations] for i in range(n)}
+        answered: dict[int, int | None] = {}
+
+        async def post_reply(i: int) -> int | None:
+            url = f"{serve.url}/api/conversations/{conv_of[chat_of[i]]}/messages"
+            headers = {**people.headers("agent"), "Idempotency-Key": f"chaos-{i}"}
+            try:
+                async with http.post(url, json={"text": texts[i]}, headers=headers,
+                                     timeout=aiohttp.ClientTimeout(total=15)) as resp:
+                    await resp.read()
+                    return resp.status
+            except (aiohttp.ClientError, TimeoutError, ConnectionError):
+                return None
+
+        async def agent(chat: int) -> None:  # one agent per chat, typing in order
+            for i in (i for i in range(n) if chat_of[i] == chat):
+                answered[i] = await post_reply(i)
+
+        agents = asyncio.create_task(asyncio.gather(*[agent(c) for c in chats]))
+        await wait_until(lambda: _true(len(sandbox.sent(bot_token)) >= kill_at), 180,
+                         "replies reaching the platform before the kill", every=0.002)
+        sent_at_kill = len(sandbox.sent(bot_token))
+        await serve.kill()
+        await agents
+        unanswered = [i for i in range(n) if answered.get(i) != 202]
+        await serve.start()
+        started = time.monotonic()
+        for i in sorted(unanswered):  # the agent's browser retries with the same key
+            assert await post_reply(i) == 202
+        client, db = open_db(serve.db_uri(), serve.db_name)
+        try:
+            async def drained() -> bool:
+                out = await db.messages.count_documents({"direction": "out"})
+                done = await db.messages.count_documents(
+                    {"direction": "out", "delivery.state": {"$in": ["sent", "failed"]}})
+                return out == n and done == n
+            await wait_until(drained, 60 + n * 0.5, "every reply to be sent", every=0.2)
+            drain_seconds = time.monotonic() - started
+            docs = {d["text"]: d async for d in db.messages.find({"direction": "out"})}
+        finally:
+            await client.close()
+        await asyncio.sleep(0.5)  # nothing may arrive after the last `sent`
+        await serve.stop()
+    received: Counter[str] = Counter()
+    per_chat: dict[int, list[str]] = defaultdict(list)
+    for call in sandbox.sent(bot_token):
+        first = call["params"]["text"].split("\n")[0]
+        received[first] += 1
+        per_chat[int(call["params"]["chat_id"])].append(first)
+    lost = [t for t in texts.values() if received[t] == 0]
+    failed = [t for t, d in docs.items() if d["delivery"]["state"] != "sent"]
+    dup_texts = [t for t, c in received.items() if c > 1]
+    flagged = {t for t, d in docs.items() if d["delivery"].get("possibly_duplicated")}
+    violations = 0
+    for chat, seen in per_chat.items():
+        firsts = list(dict.fromkeys(seen))
+        expected = [texts[i] for i in range(n) if chat_of[i] == chat]
+        violations += firsts != expected
+    assert len(docs) == n, "a reply was stored twice or not at all"
+    return ReplyCrash(n, sent_at_kill, len(unanswered), sum(1 for t in texts.values()
+                                                             if received[t]),
+                      sum(received[t] - 1 for t in dup_texts),
+                      len([t for t in dup_texts if t in flagged]), len(flagged), len(lost),
+                      len(failed), violations, round(drain_seconds, 2))
+
+
+# ----------------------------------------------------------------------------- the database dies
+
+
+@dataclass
+class DatabaseFault(Figures):
+    signal: str
+    updates: int
+    answered_200: int
+    answered_503: int
+    unanswered: int
+    other_statuses: dict[str, int]
+    lost_acked: int
+    healthz_503_after_seconds: float | None
+    healthz_200_again_after_seconds: float | None
+    embedded_restarts: int
+    stored_after_redelivery: int
+    duplicates: int
+
+
+async def database_fault(serve: Serve, sandbox: TelegramSandbox, bot_token: str, *, n: int,
+                         sig: signal.Signals, fault_at: int, stopped_for: float = 4.0,
+                         concurrency: int = 8, pace: float = 0.01) -> DatabaseFault:
+    """The embedded database process gets `sig` while webhooks stream in (SIGKILL: dies and is
+    restarted by Switchboard; SIGSTOP: hangs for `stopped_for` s, then SIGCONT)."""
+    assert serve.uri is None, "this scenario needs the embedded database"
+    async with aiohttp.ClientSession() as http:
+        _, account_id, secret = await _setup(serve, sandbox, bot_token, http)
+        updates = make_updates(n)
+        outcome = Outcome()
+        health: list[tuple[float, int | None]] = []
+        load = asyncio.create_task(post_all(http, _hook(serve, account_id), secret, updates,
+                                            outcome, concurrency=concurrency, pace=pace))
+
+        async def watch() -> None:
+            while not load.done() or not health or health[-1][1] != 200:
+                try:
+                    async with http.get(f"{serve.url}/healthz",
+                                        timeout=aiohttp.ClientTimeout(total=1)) as r:
+                        health.append((time.monotonic(), r.status))
+                except (aiohttp.ClientError, TimeoutError):
+                    health.append((time.monotonic(), None))
+                await asyncio.sleep(0.1)
+
+        watcher = asyncio.create_task(watch())
+        await wait_until(lambda: _true(len(outcome.acked()) >= fault_at), 120,
+                         "webhooks before the fault", every=0.005)
+        pid = serve.embedded_pid()
+        assert pid is not None
+        fault_time = time.monotonic()
+        os.kill(pid, sig)
+        if sig == signal.SIGSTOP:
+            await wait_until(lambda: _true(any(s == 503 for t, s in health if t > fault_time)),
+                             stopped_for + 10, "/healthz to turn 503 while the database hangs")
+            await asyncio.sleep(max(0.0, stopped_for - (time.monotonic() - fault_time)))
+            os.kill(pid, signal.SIGCONT)
+        await load
+        await watcher
+        first_503 = next((t for t, s in health if t > fault_time and s == 503), None)
+        back = next((t for t, s in health if first_503 and t > first_503 and s == 200), None)
+        async with http.get(f"{serve.url}/healthz") as r:
+            restarts = int((await r.json()).get("embedded_restarts", 0))
+        acked = {external_id(u) for u in updates if u["update_id"] in outcome.acked()}
+        counts = outcome.counts()
+        client, db = open_db(serve.db_uri(), serve.db_name)
+        try:
+            stored = await stored_inbound(db, account_id)
+            lost = sorted(acked - set(stored))
+            assert not lost, f"answered 200 but not stored: {lost[:10]}"
+            await redeliver(http, _hook(serve, account_id), secret, updates, outcome)
+            final = await stored_inbound(db, account_id)
+        finally:
+            await client.close()
+        await serve.stop()
+    assert set(final) == {external_id(u) for u in updates}
+    return DatabaseFault(
+        sig.name, n, counts["200"], counts["503"], counts["none"],
+        {k: v for k, v in counts.items() if k not in ("200", "503", "none")}, len(lost),
+        round(first_503 - fault_time, 2) if first_503 else None,
+        round(back - fault_time, 2) if back else None, restarts, sum(final.values()),
+        sum(c - 1 for c in final.values()))
