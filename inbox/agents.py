@@ -67,7 +67,7 @@ class Agents:
     async def by_login(self, login: str) -> Doc | None:
         return await self.db.agents.find_one({"login": login.strip().lower()})
 
-    async def list(self) -> list[Doc]:
+    async def list(self) -> list[Doc]:  # type: ignore[valid-type]
         return await self.db.agents.find({}).sort("login", 1).to_list()
 
     async def update(self, agent_id: str, changes: dict[str, Any]) -> Doc:

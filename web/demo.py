@@ -59,10 +59,10 @@ async def _ensure_account(services: Services, base_url: str) -> str:
 async def _customers(sandbox: TelegramSandbox, every: tuple[float, float]) -> None:
     rng = random.Random()  # noqa: S311 - a demo, not a secret
     turn = {c[0]: 0 for c in CUSTOMERS}
-    first = True
+    opening = True
     while True:
-        await asyncio.sleep(1.0 if first else rng.uniform(*every))
-        first = False
+        await asyncio.sleep(1.0 if opening else rng.uniform(*every))
+        opening = False
         user_id, first, last, username, lines = rng.choice(CUSTOMERS)
         text = lines[turn[user_id] % len(lines)]
         turn[user_id] += 1
