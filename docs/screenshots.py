@@ -28,7 +28,7 @@ from web.runtime import start_services, stop_services  # noqa: E402
 from web.settings import load_settings  # noqa: E402
 
 DOCS = ROOT / "docs"
-TOKEN = "7000000001:AAH-screenshot-sandbox-token-000000"
+TOKEN = "7000000001:AAH-screenshot-sandbox-token-000000"  # noqa: S105 - sandbox only
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 CUSTOMERS: list[tuple[int, dict[str, Any], list[str]]] = [
@@ -54,11 +54,13 @@ def free_socket() -> socket.socket:
     return sock
 
 
-async def until(probe: Any, timeout: float = 10.0) -> Any:  # noqa: ASYNC109
-    async with asyncio.timeout(timeout):
-        while not (value := await probe()):
-            await asyncio.sleep(0.05)
-    return value
+async def until(probe: Any, tries: int = 200) -> Any:
+    for _ in range(tries):
+        value = await probe()
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"gave up waiting for {probe}")
 
 
 async def main() -> None:

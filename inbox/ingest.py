@@ -1,9 +1,15 @@
 """Idempotent, batched ingest of inbound messages (group commit).
 
 Callers `await ingest(message)`; messages that arrive while a write is in flight are written
-together in the next batch: one `insert_many` for the messages, one `bulk_write` with a single
-update per touched conversation. `ingest` returns only after its batch is acknowledged by the
-database, so "acknowledged to the platform" still means "durably stored".
+together in the next batch, one `insert_many` of the messages. `ingest` returns
+only after its batch is acknowledged by the database, so "acknowledged to the platform" still
+means "durably stored". The conversation summaries (activity, preview, unread, reopen) follow
+behind the acknowledgement, coalesced per conversation: see `inbox.summaries`, which also repairs
+them from the messages after a crash.
+
+New conversations and contacts of a batch are found or created together too (one query, one
+`insert_many` each), so a burst from many new customers costs a few statements per batch, not a
+few per message.
 
 Duplicates are decided by the unique index on (account_id, external_id): a duplicate key is
 "already have it", never an error, whichever process stored it first.
@@ -16,20 +22,21 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from bson import ObjectId
-from pymongo import UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from inbox.db import Database, Doc
 from inbox.models import InboundMessage
 from inbox.paging import make_sk
+from inbox.summaries import PREVIEW_CHARS, REOPEN_FROM, Summariser, preview_of_doc
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
-PREVIEW_CHARS = 140
-REOPEN_FROM = ["resolved", "pending", "snoozed"]
+__all__ = ["MAX_BATCH", "PREVIEW_CHARS", "REOPEN_FROM", "IngestResult", "Ingestor",
+           "message_doc", "preview_of_doc"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +88,29 @@ class _LRU:
             self._data.popitem(last=False)
 
 
+@dataclass
+class _Handover:
+    """Whether a batch's summaries (or its recovery) were handed to the summariser."""
+
+    done: bool = False
+
+
+def _duplicates(exc: BulkWriteError) -> set[int]:
+    """Indexes of the documents refused as duplicate keys; any other error is raised."""
+    found: set[int] = set()
+    for err in exc.details.get("writeErrors", []):
+        if err.get("code") != 11000:
+            raise exc
+        found.add(int(err["index"]))
+    return found
+
+
 class Ingestor:
     """Batches concurrent `ingest` calls of one process into group commits."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.summaries = Summariser(db)
         self._pending: list[tuple[InboundMessage, asyncio.Future[IngestResult]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._conversations = _LRU()
@@ -119,20 +144,27 @@ class Ingestor:
     async def _write(self, batch: list[InboundMessage]) -> list[IngestResult]:
         now = datetime.now(UTC)
         results: list[IngestResult | None] = [None] * len(batch)
-        fresh: list[int] = []
-        for i, msg in enumerate(batch):
-            if msg.is_edit:
-                edited = await self._apply_edit(msg)
-                if edited is not None:
-                    results[i] = edited
-                    continue
-            fresh.append(i)
-        if fresh:
-            await self._insert([batch[i] for i in fresh], fresh, results, now)
+        await self.summaries.inserting(now)  # holds the crash-repair watermark before `now`
+        handover = _Handover()
+        try:
+            fresh: list[int] = []
+            for i, msg in enumerate(batch):
+                if msg.is_edit:
+                    edited = await self._apply_edit(msg)
+                    if edited is not None:
+                        results[i] = edited
+                        continue
+                fresh.append(i)
+            if fresh:
+                await self._insert([batch[i] for i in fresh], fresh, results, now, handover)
+        finally:
+            if not handover.done:
+                self.summaries.add(now, [])
         return [r for r in results if r is not None]
 
     async def _insert(self, msgs: list[InboundMessage], slots: list[int],
-                      results: list[IngestResult | None], now: datetime) -> None:
+                      results: list[IngestResult | None], now: datetime,
+                      handover: _Handover) -> None:
         conv_ids = await self._conversation_ids(msgs, now)
         docs: list[Doc] = []
         first_of: dict[tuple[str, str], int] = {}
@@ -145,17 +177,20 @@ class Ingestor:
             first_slot[key] = slot
             docs.append(message_doc(msg, ObjectId(), conv_id, now))
         duplicate_at: set[int] = set()
-        if docs:
+        handover.done = True  # from here on the summaries are handed over, whatever happens
+        try:
+            await self.db.messages.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
             try:
-                await self.db.messages.insert_many(docs, ordered=False)
-            except BulkWriteError as exc:
-                for err in exc.details.get("writeErrors", []):
-                    if err.get("code") != 11000:
-                        raise
-                    duplicate_at.add(int(err["index"]))
+                duplicate_at = _duplicates(exc)
+            except BulkWriteError:
+                self._recover_later(now, docs)
+                raise
+        except Exception:
+            self._recover_later(now, docs)
+            raise
+        self.summaries.add(now, [d for i, d in enumerate(docs) if i not in duplicate_at])
         existing = await self._existing_ids([docs[i] for i in duplicate_at])
-        stored: list[Doc] = [d for i, d in enumerate(docs) if i not in duplicate_at]
-        await self._summarise(stored, now)
         for msg, slot in zip(msgs, slots, strict=True):
             key = (msg.account_id, msg.external_id)
             doc = docs[first_of[key]]
@@ -165,6 +200,24 @@ class Ingestor:
             else:
                 results[slot] = IngestResult(str(doc["_id"]), doc["conversation_id"],
                                              created=first_slot[key] == slot)
+
+    def _recover_later(self, at: datetime, docs: list[Doc]) -> None:
+        """The insert failed, perhaps half-way: summarise whatever of it did get stored."""
+        async def recover() -> None:
+            delay = 0.1
+            while True:
+                try:
+                    found = await self.db.messages.find(
+                        {"_id": {"$in": [d["_id"] for d in docs]}}, {"_id": 1}).to_list()
+                    break
+                except Exception:  # the database is still away: try again
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            ids = {f["_id"] for f in found}
+            self.summaries.add(at, [d for d in docs if d["_id"] in ids])
+
+        task = asyncio.create_task(recover())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def _existing_ids(self, docs: list[Doc]) -> dict[tuple[str, str], tuple[str, str]]:
         found: dict[tuple[str, str], tuple[str, str]] = {}
@@ -177,29 +230,6 @@ class Ingestor:
             found[(doc["account_id"], doc["external_id"])] = (str(old["_id"]),
                                                               old["conversation_id"])
         return found
-
-    async def _summarise(self, stored: list[Doc], now: datetime) -> None:
-        """One update per touched conversation: activity, preview, unread, reopen."""
-        by_conv: dict[str, list[Doc]] = {}
-        for doc in stored:
-            by_conv.setdefault(doc["conversation_id"], []).append(doc)
-        if not by_conv:
-            return
-        ops = []
-        for conv_id, docs in by_conv.items():
-            newest = max(docs, key=lambda d: d["sk"])
-            oid = ObjectId(conv_id)
-            ops.append(UpdateOne({"_id": oid}, {
-                "$inc": {"unread": len(docs), "message_count": len(docs)},
-                "$max": {"last_message_at": now, "sk": make_sk(now, oid),
-                         "last_inbound_at": now},
-                "$min": {"first_sk": min(d["sk"] for d in docs)},
-                "$set": {"preview": preview_of_doc(newest), "preview_direction": "in"},
-            }))
-        await self.db.conversations.bulk_write(ops, ordered=False)
-        await self.db.conversations.update_many(
-            {"_id": {"$in": [ObjectId(c) for c in by_conv]}, "status": {"$in": REOPEN_FROM}},
-            {"$set": {"status": "open"}})
 
     async def _apply_edit(self, msg: InboundMessage) -> IngestResult | None:
         """Update the stored text of an edited message; None when we never saw the original."""
@@ -216,73 +246,124 @@ class Ingestor:
                 return None
         return IngestResult(str(doc["_id"]), doc["conversation_id"], created=False, edited=True)
 
+    # ------------------------------------------------------------------ conversations, contacts
+
     async def _conversation_ids(self, msgs: list[InboundMessage], now: datetime) -> list[str]:
-        out: list[str] = []
+        missing: dict[tuple[str, str], InboundMessage] = {}
         for msg in msgs:
             key = (msg.account_id, msg.thread_key)
-            conv_id = self._conversations.get(key)
-            if conv_id is None:
-                conv_id = await self._find_or_create_conversation(msg, now)
+            if self._conversations.get(key) is None and key not in missing:
+                missing[key] = msg
+        if missing:
+            for key, conv_id in (await self._find_or_create_conversations(missing, now)).items():
                 self._conversations.put(key, conv_id)
+        out = []
+        for msg in msgs:
+            conv_id = self._conversations.get((msg.account_id, msg.thread_key))
+            assert conv_id is not None
             out.append(conv_id)
         return out
 
-    async def _find_or_create_conversation(self, msg: InboundMessage, now: datetime) -> str:
-        flt = {"account_id": msg.account_id, "thread_key": msg.thread_key}
-        found = await self.db.conversations.find_one(flt, {"_id": 1})
-        if found is not None:
-            return str(found["_id"])
-        contact_id = await self._contact_id(msg)
-        oid = ObjectId()
-        doc: Doc = {
-            "_id": oid, **flt, "platform": msg.platform, "kind": msg.kind,
-            "contact_id": contact_id, "title": msg.thread_title, "status": "open",
-            "assignee_id": None, "team": None, "labels": [], "created_at": now,
-            "last_message_at": now, "sk": make_sk(now, oid), "first_sk": make_sk(
-                msg.platform_ts, oid), "preview": "", "unread": 0, "message_count": 0,
-            "first_response_at": None, "last_inbound_at": now,
-        }
-        try:
-            await self.db.conversations.insert_one(doc)
-        except DuplicateKeyError:
-            found = await self.db.conversations.find_one(flt, {"_id": 1})
-            assert found is not None
-            return str(found["_id"])
-        await self.db.meta.update_one({"_id": "inbox"}, {"$min": {"floor_sk": doc["sk"]}},
-                                      upsert=True)
-        return str(oid)
+    async def _find_conversations(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        found: dict[tuple[str, str], str] = {}
+        by_account: dict[str, list[str]] = {}
+        for account, thread in keys:
+            by_account.setdefault(account, []).append(thread)
+        for account, threads in by_account.items():
+            async for doc in self.db.conversations.find(
+                    {"account_id": account, "thread_key": {"$in": threads}},
+                    {"_id": 1, "account_id": 1, "thread_key": 1}):
+                found[(doc["account_id"], doc["thread_key"])] = str(doc["_id"])
+        return found
 
-    async def _contact_id(self, msg: InboundMessage) -> str:
-        key = (msg.account_id, msg.author.user_id)
-        cached = self._contacts.get(key)
-        if cached is not None:
-            return cached
-        flt = {"identities.account_id": msg.account_id,
-               "identities.user_id": msg.author.user_id}
-        found = await self.db.contacts.find_one(flt, {"_id": 1})
-        if found is None:
+    async def _find_or_create_conversations(
+            self, wanted: dict[tuple[str, str], InboundMessage],
+            now: datetime) -> dict[tuple[str, str], str]:
+        found = await self._find_conversations(list(wanted))
+        new = {key: msg for key, msg in wanted.items() if key not in found}
+        if not new:
+            return found
+        contacts = await self._contact_ids(list(new.values()))
+        docs: list[Doc] = []
+        for (account, thread), msg in new.items():
+            oid = ObjectId()
+            docs.append({
+                "_id": oid, "account_id": account, "thread_key": thread,
+                "platform": msg.platform, "kind": msg.kind,
+                "contact_id": contacts[(msg.account_id, msg.author.user_id)],
+                "title": msg.thread_title, "status": "open", "assignee_id": None, "team": None,
+                "labels": [], "created_at": now, "last_message_at": now, "sk": make_sk(now, oid),
+                "first_sk": make_sk(msg.platform_ts, oid), "preview": "", "unread": 0,
+                "message_count": 0, "first_response_at": None, "last_inbound_at": now,
+            })
+        taken: set[int] = set()
+        try:
+            await self.db.conversations.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            taken = _duplicates(exc)  # another process created them first
+        created = [d for i, d in enumerate(docs) if i not in taken]
+        if created:
+            await self.db.meta.update_one(
+                {"_id": "inbox"}, {"$min": {"floor_sk": min(d["sk"] for d in created)}},
+                upsert=True)
+        for doc in created:
+            found[(doc["account_id"], doc["thread_key"])] = str(doc["_id"])
+        if taken:
+            found.update(await self._find_conversations(
+                [(docs[i]["account_id"], docs[i]["thread_key"]) for i in taken]))
+        return found
+
+    async def _find_contacts(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        found: dict[tuple[str, str], str] = {}
+        by_account: dict[str, list[str]] = {}
+        for account, user in keys:
+            by_account.setdefault(account, []).append(user)
+        for account, users in by_account.items():
+            async for doc in self.db.contacts.find(
+                    {"identities.account_id": account, "identities.user_id": {"$in": users}},
+                    {"_id": 1, "identities": 1}):
+                for ident in doc.get("identities", []):
+                    if ident.get("account_id") == account and ident.get("user_id") in users:
+                        found[(account, ident["user_id"])] = str(doc["_id"])
+        return found
+
+    async def _contact_ids(self, msgs: list[InboundMessage]) -> dict[tuple[str, str], str]:
+        out: dict[tuple[str, str], str] = {}
+        missing: dict[tuple[str, str], InboundMessage] = {}
+        for msg in msgs:
+            key = (msg.account_id, msg.author.user_id)
+            cached = self._contacts.get(key)
+            if cached is not None:
+                out[key] = cached
+            elif key not in missing:
+                missing[key] = msg
+        if not missing:
+            return out
+        found = await self._find_contacts(list(missing))
+        docs: list[Doc] = []
+        for key, msg in missing.items():
+            if key in found:
+                continue
             identity = {"platform": msg.platform, "account_id": msg.account_id,
                         "user_id": msg.author.user_id, "handle": msg.author.handle}
-            oid = ObjectId()
+            docs.append({"_id": ObjectId(), "name": msg.author.name,
+                         "handle": msg.author.handle, "identities": [identity],
+                         "merged_into": None, "created_at": datetime.now(UTC)})
+        taken: set[int] = set()
+        if docs:
             try:
-                await self.db.contacts.insert_one({
-                    "_id": oid, "name": msg.author.name, "handle": msg.author.handle,
-                    "identities": [identity], "merged_into": None,
-                    "created_at": datetime.now(UTC)})
-                contact_id = str(oid)
-            except DuplicateKeyError:
-                found = await self.db.contacts.find_one(flt, {"_id": 1})
-                assert found is not None
-                contact_id = str(found["_id"])
-        else:
-            contact_id = str(found["_id"])
-        self._contacts.put(key, contact_id)
-        return contact_id
-
-
-def preview_of_doc(doc: Doc) -> str:
-    text = " ".join(str(doc.get("text") or "").split())
-    if not text and doc.get("attachments"):
-        text = f"[{doc['attachments'][0]['type']}]"
-    return text[:PREVIEW_CHARS]
-
+                await self.db.contacts.insert_many(docs, ordered=False)
+            except BulkWriteError as exc:
+                taken = _duplicates(exc)
+        for i, doc in enumerate(docs):
+            if i not in taken:
+                ident: dict[str, Any] = doc["identities"][0]
+                found[(ident["account_id"], ident["user_id"])] = str(doc["_id"])
+        if taken:
+            found.update(await self._find_contacts(
+                [(docs[i]["identities"][0]["account_id"], docs[i]["identities"][0]["user_id"])
+                 for i in taken]))
+        for key, contact_id in found.items():
+            self._contacts.put(key, contact_id)
+            out[key] = contact_id
+        return out

@@ -37,10 +37,24 @@ class Store:
         self._pager = WindowedPager()
 
     async def setup(self) -> None:
+        """Indexes, then repair the conversation summaries a crashed process left behind."""
         await ensure_indexes(self.db)
+        await self.ingestor.summaries.start()
+
+    async def close(self) -> None:
+        """Write the summaries still pending (see inbox/summaries.py) and deregister."""
+        await self.ingestor.summaries.close()
 
     async def ingest(self, msg: InboundMessage) -> IngestResult:
+        """Store one inbound message; returns once it is durably stored.
+
+        Its conversation's summary (activity, preview, unread, reopen) follows a moment later,
+        behind the acknowledgement; `settle()` waits for it."""
         return await self.ingestor.ingest(msg)
+
+    async def settle(self) -> None:
+        """Wait until the conversation summaries reflect every message ingested so far."""
+        await self.ingestor.summaries.settle()
 
     # conversations
 
@@ -77,6 +91,13 @@ class Store:
         return doc
 
     async def update_conversation(self, conv_id: str, changes: Doc) -> Doc:
+        now = datetime.now(UTC)
+        if changes.get("unread") == 0 and "read_at" not in changes:
+            # a summary landing later counts only newer messages, and a crash repair recounts
+            # unread from here (inbox/summaries.py)
+            changes = {**changes, "read_at": now}
+        if "status" in changes and "status_changed_at" not in changes:
+            changes = {**changes, "status_changed_at": now}  # likewise for reopening
         doc = await self.db.conversations.find_one_and_update(
             {"_id": oid(conv_id)}, {"$set": changes}, return_document=ReturnDocument.AFTER)
         if doc is None:

@@ -12,6 +12,7 @@ small and `make soak` (soak/) runs them at full size; each returns its measured 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import os
@@ -98,9 +99,10 @@ class Serve:
         with open(self.log_path, "ab") as log:
             log.write(f"\n--- start {self.starts + 1} ---\n".encode())
             log.flush()
-            self.proc = subprocess.Popen([sys.executable, "-m", "web.cli", "serve"],
-                                         env=self.env(), cwd=ROOT, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            # Popen returns at once (fork+exec); the wait for readiness below is async
+            self.proc = subprocess.Popen(  # noqa: ASYNC220
+                [sys.executable, "-m", "web.cli", "serve"], env=self.env(), cwd=ROOT,
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.starts += 1
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as http:
@@ -113,7 +115,8 @@ class Serve:
                 except (aiohttp.ClientError, TimeoutError):
                     pass
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"switchboard serve did not start:\n{self.output()[-3000:]}")
+                    raise AssertionError(
+                        f"switchboard serve did not start:\n{self.output()[-3000:]}")
                 await asyncio.sleep(0.05)
 
     def embedded_pid(self) -> int | None:
@@ -135,10 +138,8 @@ class Serve:
         db_pid = self.embedded_pid() if self.uri is None and with_database else None
         self.proc.send_signal(signal.SIGKILL)
         if db_pid is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(db_pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         await self._reap()
 
     async def stop(self) -> int | None:
@@ -340,3 +341,30 @@ async def summary_drift(db: Database, account_id: str) -> int:
 def open_db(uri: str, name: str) -> tuple[Any, Database]:
     client = connect(uri)
     return client, client[name]
+
+
+# ----------------------------------------------------------------------------- sync tests
+
+
+class LoopThread:
+    """An event loop in a daemon thread, for sync tests (hypothesis-driven, schemathesis) that
+    need async things alive beside them: the Telegram sandbox, the server's start and stop."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Awaitable[Any], timeout: float = 120.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)  # type: ignore[arg-type]
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        async def wrapper() -> Any:
+            return fn(*args)
+        return self.run(wrapper())
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)

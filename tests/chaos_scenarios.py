@@ -179,7 +179,7 @@ async def reply_crash(serve: Serve, sandbox: TelegramSandbox, bot_token: str, *,
             for i in (i for i in range(n) if chat_of[i] == chat):
                 answered[i] = await post_reply(i)
 
-        agents = asyncio.create_task(asyncio.gather(*[agent(c) for c in chats]))
+        agents = asyncio.ensure_future(asyncio.gather(*[agent(c) for c in chats]))
         await wait_until(lambda: _true(len(sandbox.sent(bot_token)) >= kill_at), 180,
                          "replies reaching the platform before the kill", every=0.002)
         sent_at_kill = len(sandbox.sent(bot_token))
@@ -241,69 +241,113 @@ class DatabaseFault(Figures):
     lost_acked: int
     healthz_503_after_seconds: float | None
     healthz_200_again_after_seconds: float | None
+    probes_during_outage: dict[str, int]
+    slowest_probe_seconds: float
     embedded_restarts: int
     stored_after_redelivery: int
     duplicates: int
 
 
-async def database_fault(serve: Serve, sandbox: TelegramSandbox, bot_token: str, *, n: int,
-                         sig: signal.Signals, fault_at: int, stopped_for: float = 4.0,
-                         concurrency: int = 8, pace: float = 0.01) -> DatabaseFault:
-    """The embedded database process gets `sig` while webhooks stream in (SIGKILL: dies and is
-    restarted by Switchboard; SIGSTOP: hangs for `stopped_for` s, then SIGCONT)."""
+async def database_faults(serve: Serve, sandbox: TelegramSandbox, bot_token: str, *,
+                          faults: list[signal.Signals], n: int, fault_at: int,
+                          stopped_for: float = 4.0, concurrency: int = 8,
+                          pace: float = 0.01) -> list[DatabaseFault]:
+    """One server; for each signal in `faults`, a round of webhooks during which the embedded
+    database process gets it (SIGKILL: dies and is restarted by Switchboard; SIGSTOP: hangs for
+    `stopped_for` s, then SIGCONT)."""
     assert serve.uri is None, "this scenario needs the embedded database"
     async with aiohttp.ClientSession() as http:
         _, account_id, secret = await _setup(serve, sandbox, bot_token, http)
-        updates = make_updates(n)
-        outcome = Outcome()
-        health: list[tuple[float, int | None]] = []
-        load = asyncio.create_task(post_all(http, _hook(serve, account_id), secret, updates,
-                                            outcome, concurrency=concurrency, pace=pace))
-
-        async def watch() -> None:
-            while not load.done() or not health or health[-1][1] != 200:
-                try:
-                    async with http.get(f"{serve.url}/healthz",
-                                        timeout=aiohttp.ClientTimeout(total=1)) as r:
-                        health.append((time.monotonic(), r.status))
-                except (aiohttp.ClientError, TimeoutError):
-                    health.append((time.monotonic(), None))
-                await asyncio.sleep(0.1)
-
-        watcher = asyncio.create_task(watch())
-        await wait_until(lambda: _true(len(outcome.acked()) >= fault_at), 120,
-                         "webhooks before the fault", every=0.005)
-        pid = serve.embedded_pid()
-        assert pid is not None
-        fault_time = time.monotonic()
-        os.kill(pid, sig)
-        if sig == signal.SIGSTOP:
-            await wait_until(lambda: _true(any(s == 503 for t, s in health if t > fault_time)),
-                             stopped_for + 10, "/healthz to turn 503 while the database hangs")
-            await asyncio.sleep(max(0.0, stopped_for - (time.monotonic() - fault_time)))
-            os.kill(pid, signal.SIGCONT)
-        await load
-        await watcher
-        first_503 = next((t for t, s in health if t > fault_time and s == 503), None)
-        back = next((t for t, s in health if first_503 and t > first_503 and s == 200), None)
-        async with http.get(f"{serve.url}/healthz") as r:
-            restarts = int((await r.json()).get("embedded_restarts", 0))
-        acked = {external_id(u) for u in updates if u["update_id"] in outcome.acked()}
-        counts = outcome.counts()
-        client, db = open_db(serve.db_uri(), serve.db_name)
-        try:
-            stored = await stored_inbound(db, account_id)
-            lost = sorted(acked - set(stored))
-            assert not lost, f"answered 200 but not stored: {lost[:10]}"
-            await redeliver(http, _hook(serve, account_id), secret, updates, outcome)
-            final = await stored_inbound(db, account_id)
-        finally:
-            await client.close()
+        rounds = []
+        for k, sig in enumerate(faults):
+            rounds.append(await _fault_round(
+                serve, http, account_id, secret, sig=sig, n=n, fault_at=fault_at,
+                stopped_for=stopped_for, concurrency=concurrency, pace=pace,
+                first_update_id=500_000_000 + 1_000_000 * k, chat_base=610_000_000 + 1000 * k))
         await serve.stop()
-    assert set(final) == {external_id(u) for u in updates}
+    return rounds
+
+
+async def _fault_round(serve: Serve, http: aiohttp.ClientSession, account_id: str,
+                       secret: str, *, sig: signal.Signals, n: int, fault_at: int,
+                       stopped_for: float, concurrency: int, pace: float, first_update_id: int,
+                       chat_base: int) -> DatabaseFault:
+    """Besides the steady load, a fresh update is posted as a probe every time /healthz says
+    503: it must be refused at once with 503 (so the platform delivers it again), never 200."""
+    hook = _hook(serve, account_id)
+    updates = make_updates(n, first_update_id=first_update_id, chat_base=chat_base)
+    spare = iter(make_updates(200, first_update_id=first_update_id + 500_000,
+                              chat_base=chat_base + 500))
+    probes: list[dict[str, Any]] = []
+    probe_status: list[tuple[int | None, float]] = []
+    outcome = Outcome()
+    health: list[tuple[float, int | None]] = []
+    load = asyncio.create_task(post_all(http, hook, secret, updates, outcome,
+                                        concurrency=concurrency, pace=pace))
+
+    async def probe() -> None:
+        update = next(spare)
+        probes.append(update)
+        started = time.monotonic()
+        status = await post_update(http, hook, secret, update, timeout=10)
+        outcome.status[update["update_id"]] = status
+        probe_status.append((status, time.monotonic() - started))
+
+    async def watch() -> None:
+        tasks = []
+        while not load.done() or not health or health[-1][1] != 200:
+            try:
+                async with http.get(f"{serve.url}/healthz",
+                                    timeout=aiohttp.ClientTimeout(total=1)) as r:
+                    health.append((time.monotonic(), r.status))
+            except (aiohttp.ClientError, TimeoutError):
+                health.append((time.monotonic(), None))
+            if health[-1][1] == 503 and len(probes) < 150:
+                tasks.append(asyncio.create_task(probe()))
+            await asyncio.sleep(0.1)
+        await asyncio.gather(*tasks)
+
+    async with http.get(f"{serve.url}/healthz") as r:
+        restarts_before = int((await r.json()).get("embedded_restarts", 0))
+    watcher = asyncio.create_task(watch())
+    await wait_until(lambda: _true(len(outcome.acked()) >= fault_at), 120,
+                     "webhooks before the fault", every=0.005)
+    pid = serve.embedded_pid()
+    assert pid is not None
+    fault_time = time.monotonic()
+    os.kill(pid, sig)
+    if sig == signal.SIGSTOP:
+        await wait_until(lambda: _true(any(s == 503 for t, s in health if t > fault_time)),
+                         stopped_for + 10, "/healthz to turn 503 while the database hangs")
+        await asyncio.sleep(max(0.0, stopped_for - (time.monotonic() - fault_time)))
+        os.kill(pid, signal.SIGCONT)
+    await load
+    await watcher
+    first_503 = next((t for t, s in health if t > fault_time and s == 503), None)
+    back = next((t for t, s in health if first_503 and t > first_503 and s == 200), None)
+    async with http.get(f"{serve.url}/healthz") as r:
+        restarts = int((await r.json()).get("embedded_restarts", 0)) - restarts_before
+    everything = updates + probes
+    acked = {external_id(u) for u in everything if u["update_id"] in outcome.acked()}
+    counts = Counter("none" if outcome.status.get(u["update_id"]) is None
+                     else str(outcome.status[u["update_id"]]) for u in updates)
+    client, db = open_db(serve.db_uri(), serve.db_name)
+    try:
+        before = await stored_inbound(db, account_id)
+        lost = sorted(acked - set(before))
+        assert not lost, f"answered 200 but not stored: {lost[:10]}"
+        await redeliver(http, hook, secret, everything, outcome)
+        after = await stored_inbound(db, account_id)
+    finally:
+        await client.close()
+    mine = {external_id(u) for u in everything}
+    final = {x: c for x, c in after.items() if x in mine}
+    assert set(final) == mine
     return DatabaseFault(
         sig.name, n, counts["200"], counts["503"], counts["none"],
         {k: v for k, v in counts.items() if k not in ("200", "503", "none")}, len(lost),
         round(first_503 - fault_time, 2) if first_503 else None,
-        round(back - fault_time, 2) if back else None, restarts, sum(final.values()),
-        sum(c - 1 for c in final.values()))
+        round(back - fault_time, 2) if back else None,
+        dict(Counter("none" if s is None else str(s) for s, _ in probe_status)),
+        round(max((d for _, d in probe_status), default=0.0), 3), restarts,
+        sum(final.values()), sum(c - 1 for c in final.values()))

@@ -25,4 +25,5 @@ async def seed_conversations(store: Store, count: int, **kwargs: object) -> list
     for i in range(count):
         r = await store.ingest(inbound(i, thread=str(1000 + i), user=str(1000 + i), **kwargs))  # type: ignore[arg-type]
         ids.append(r.conversation_id)
+    await store.settle()  # summaries follow the acknowledgement (inbox/summaries.py)
     return ids

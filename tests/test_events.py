@@ -24,7 +24,7 @@ class Stream:
         self.resp = resp
         self.comments = 0
 
-    async def next(self, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109
+    async def next(self, timeout: float = 5.0) -> dict[str, Any]:
         event: dict[str, Any] = {}
         async with asyncio.timeout(timeout):
             while True:
@@ -45,7 +45,7 @@ class Stream:
                 elif name in ("id", "event"):
                     event[name] = value
 
-    async def until(self, predicate: Any, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109
+    async def until(self, predicate: Any, timeout: float = 5.0) -> dict[str, Any]:
         async with asyncio.timeout(timeout):
             while True:
                 event = await self.next(timeout)

@@ -26,6 +26,7 @@ async def test_same_message_fifty_times_concurrently_is_stored_once(store: Store
     assert len({r.message_id for r in results}) == 1
     assert sum(r.created for r in results) == 1
     assert await store.db.messages.count_documents({}) == 1
+    await store.settle()  # summaries follow the acknowledgement (inbox/summaries.py)
     conv = await store.db.conversations.find_one({})
     assert conv is not None and conv["unread"] == 1 and conv["message_count"] == 1
 
@@ -55,6 +56,7 @@ async def test_many_concurrent_messages_across_conversations(store: Store) -> No
     assert all(r.created for r in results)
     assert await store.db.messages.count_documents({}) == 140
     assert await store.db.conversations.count_documents({}) == 7
+    await store.settle()
     for conv in await store.db.conversations.find({}).to_list():
         assert conv["unread"] == 20 and conv["message_count"] == 20
     assert store.ingestor.batches < 140
@@ -62,8 +64,10 @@ async def test_many_concurrent_messages_across_conversations(store: Store) -> No
 
 async def test_summary_preview_and_reopen(store: Store) -> None:
     r = await store.ingest(inbound(1, text="first"))
+    await store.settle()
     await store.update_conversation(r.conversation_id, {"status": "resolved", "unread": 0})
     await store.ingest(inbound(2, text="  second\nline "))
+    await store.settle()
     conv = await store.get_conversation(r.conversation_id)
     assert conv["status"] == "open"
     assert conv["preview"] == "second line"
@@ -73,6 +77,7 @@ async def test_summary_preview_and_reopen(store: Store) -> None:
 async def test_attachment_only_message_previews_its_type(store: Store) -> None:
     msg = replace(inbound(1, text=""), attachments=(Attachment(type="photo", file_id="f1"),))
     r = await store.ingest(msg)
+    await store.settle()
     conv = await store.get_conversation(r.conversation_id)
     assert conv["preview"] == "[photo]"
 

@@ -32,6 +32,7 @@ async def test_inbound_message_is_stored_once_under_redelivery(e2e: Any,
     assert await services.db.messages.count_documents({}) == 1
     msg = await services.db.messages.find_one({})
     assert msg["text"] == "你好，我的订单还没到" and msg["author"]["name"] == "小明"
+    await services.store.settle()  # summaries follow the acknowledgement
     conv = await services.db.conversations.find_one({})
     assert conv["thread_key"] == "424242" and conv["unread"] == 1
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from playwright.async_api import expect
 
-from tests.ui_support import Live, browser_test, wait_for
+from tests.ui_support import BOT_TOKEN, Live, browser_test, wait_for
 
 pytestmark = browser_test
 
@@ -50,7 +51,7 @@ async def test_new_message_appears_live_in_the_open_inbox(ui_live: Live) -> None
 
     started = time.monotonic()
     ui_live.sandbox.inject_text(
-        "7000000001:AAH-sandbox-token-for-browser-tests-0", 1002, "Is anyone there?",
+        BOT_TOKEN, 1002, "Is anyone there?",
         user={"id": 1002, "is_bot": False, "first_name": "Ada", "last_name": "Lovelace",
               "username": "ada"})
     top = rows.first
@@ -135,8 +136,6 @@ async def _is_zero(probe) -> bool:  # type: ignore[no-untyped-def]
 
 
 async def test_admin_adds_a_telegram_account(ui_live: Live) -> None:
-    from tests.ui_support import BOT_TOKEN
-
     admin = await ui_live.person("boss", role="admin", display_name="李经理")
     page = await ui_live.page(admin)
     await page.goto(ui_live.url + "/admin/accounts")
@@ -173,4 +172,150 @@ async def test_admin_adds_a_telegram_account(ui_live: Live) -> None:
     await row.locator("button.danger").click()
     await expect(page.locator("#accounts-table")).to_have_count(0)
     assert await ui_live.services.db.accounts.count_documents({}) == 0
+    assert page.js_errors == []
+
+
+async def _conversation_page(ui_live: Live, **who: Any) -> tuple[Any, dict[str, Any], Any]:
+    admin = await ui_live.person("boss", role="admin", display_name="李经理")
+    agent = await ui_live.person("zhang", display_name="张客服", title="技术支持", **who)
+    account = await ui_live.telegram_account(admin)
+    conv = await ui_live.customer_says(account, "我的订单什么时候发货？", chat_id=5150)
+    page = await ui_live.page(agent)
+    await page.goto(f"{ui_live.url}/conversations/{conv['id']}")
+    await expect(page.locator("#live")).to_be_visible()
+    return page, conv, agent
+
+
+async def test_reply_is_delivered_with_the_signature_and_shows_sent(ui_live: Live) -> None:
+    page, conv, agent = await _conversation_page(ui_live)
+    await expect(page.locator("#reply-as")).to_have_text("You reply as 张客服 · Acme")
+    await expect(page.locator("#send")).to_be_disabled()
+    text = "Your parcel left the warehouse today."
+    await expect(page.locator("#signature-preview .value")).to_have_text("— 张客服 · Acme")
+    status, compose = await ui_live.api("GET", f"/api/conversations/{conv['id']}/compose",
+                                        agent)
+    assert status == 200 and 0 < compose["overhead"] < 40
+    await page.fill("#reply-text", text)
+    room = 4096 - compose["overhead"]  # the signature counts against Telegram's limit
+    await expect(page.locator("#char-count")).to_have_text(f"{len(text)} / {room}")
+    await page.dblclick("#send")  # a double click sends once
+    sent = await ui_live.sandbox.wait_for_sent(BOT_TOKEN, 1)
+    delivered = sent[0]["params"]["text"]
+    assert delivered.startswith(text) and "张客服" in delivered and "Acme" in delivered
+    bubble = page.locator(".msg-out").last
+    await expect(bubble.locator(".msg-text")).to_have_text(text)
+    await expect(bubble.locator(".badge")).to_have_text("Sent")  # live, from the event stream
+    await expect(bubble.locator(".as-sent-text")).to_have_text(delivered)
+    await expect(page.locator("#reply-text")).to_have_value("")
+    await page.wait_for_timeout(300)
+    assert len(ui_live.sandbox.sent(BOT_TOKEN)) == 1
+    assert await ui_live.services.db.messages.count_documents({"direction": "out"}) == 1
+
+    await page.fill("#reply-text", "还有其他问题吗？")
+    await page.press("#reply-text", "Control+Enter")
+    await ui_live.sandbox.wait_for_sent(BOT_TOKEN, 2)
+    await expect(page.locator(".msg-out .badge")).to_have_text(["Sent", "Sent"])
+    assert page.js_errors == []
+
+
+async def test_lost_response_then_resend_delivers_once(ui_live: Live) -> None:
+    """The server stored the reply but the answer never arrived: Send again reuses the key."""
+    page, conv, _ = await _conversation_page(ui_live)
+    dropped: list[str] = []
+
+    async def drop_first_answer(route: Any) -> None:
+        if not dropped:
+            response = await route.fetch()
+            dropped.append(str(response.status))
+            await route.abort("connectionreset")
+        else:
+            await route.continue_()
+
+    await page.route(f"**/api/conversations/{conv['id']}/messages", drop_first_answer)
+    await page.fill("#reply-text", "只发一次")
+    await page.click("#send")
+    await expect(page.locator("#compose-error")).to_be_visible()
+    assert await page.input_value("#reply-text") == "只发一次"  # the draft is kept
+    await page.click("#send")
+    await expect(page.locator("#reply-text")).to_have_value("")
+    await ui_live.sandbox.wait_for_sent(BOT_TOKEN, 1)
+    await page.wait_for_timeout(500)
+    assert len(ui_live.sandbox.sent(BOT_TOKEN)) == 1
+    assert await ui_live.services.db.messages.count_documents({"direction": "out"}) == 1
+    assert dropped and dropped[0].startswith("2")
+
+
+async def test_failed_delivery_shows_the_reason_and_retry_works(ui_live: Live) -> None:
+    page, _, _ = await _conversation_page(ui_live)
+    ui_live.sandbox.fail(BOT_TOKEN, "sendMessage", 403,
+                         description="Forbidden: bot was blocked by the user", times=None)
+    await page.fill("#reply-text", "您好，请问还需要帮助吗？")
+    await page.click("#send")
+    bubble = page.locator(".msg-out").last
+    await expect(bubble.locator(".badge")).to_have_text("Failed")
+    await expect(bubble.locator(".delivery-error")).to_have_text("The customer blocked the bot.")
+    retry = bubble.locator("button.retry")
+    await expect(retry).to_be_visible()
+    assert ui_live.sandbox.sent(BOT_TOKEN) == []
+
+    ui_live.sandbox.clear_failures(BOT_TOKEN)
+    await retry.click()
+    await expect(bubble.locator(".badge")).to_have_text("Sent")
+    await expect(retry).to_be_hidden()
+    await expect(bubble.locator(".delivery-error")).to_have_text("")
+    sent = await ui_live.sandbox.wait_for_sent(BOT_TOKEN, 1)
+    assert sent[0]["params"]["text"].startswith("您好，请问还需要帮助吗？")
+    await page.reload()  # and the server-rendered page agrees
+    await expect(page.locator(".msg-out .badge")).to_have_text("Sent")
+    assert page.js_errors == []
+
+
+def _png() -> bytes:
+    """A valid 4x4 teal PNG, made here (no binary fixture needed)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + \
+            struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\x1f\x6f\x6a" * 4 for _ in range(4))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0)) \
+        + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+async def test_attachments_images_inline_files_as_links(ui_live: Live) -> None:
+    admin = await ui_live.person("boss", role="admin", display_name="李经理")
+    await ui_live.telegram_account(admin)
+    ui_live.sandbox.add_file("PHOTO-1", _png(), "photos/file_1.png", "image/png")
+    ui_live.sandbox.add_file("DOC-1", b"%PDF-1.4 invoice", "documents/file_2.pdf",
+                             "application/pdf")
+    user = {"id": 3003, "is_bot": False, "first_name": "李", "last_name": "雷"}
+    chat = {"id": 3003, "type": "private", "first_name": "李", "last_name": "雷"}
+    ui_live.sandbox.inject_update(BOT_TOKEN, {"message": {
+        "message_id": 1, "from": user, "chat": chat, "date": int(time.time()),
+        "photo": [{"file_id": "PHOTO-1", "file_unique_id": "p1", "file_size": 100,
+                   "width": 4, "height": 4}], "caption": "截图"}})
+    ui_live.sandbox.inject_update(BOT_TOKEN, {"message": {
+        "message_id": 2, "from": user, "chat": chat, "date": int(time.time()),
+        "document": {"file_id": "DOC-1", "file_unique_id": "d1", "file_name": "发票.pdf",
+                     "mime_type": "application/pdf", "file_size": 16}}})
+
+    async def both() -> Any:
+        return await ui_live.services.db.messages.count_documents({"direction": "in"}) == 2
+
+    await wait_for(both)
+    doc = await ui_live.services.db.messages.find_one({"text": "截图"})
+    page = await ui_live.page(admin)
+    await page.goto(f"{ui_live.url}/conversations/{doc['conversation_id']}")
+    image = page.locator(".attachment.image img")
+    await expect(image).to_have_attribute("src", f"/api/messages/{doc['_id']}/attachments/0")
+    await page.wait_for_function(
+        "() => document.querySelector('.attachment.image img').naturalWidth === 4")
+    link = page.locator("a.attachment.file")
+    await expect(link).to_contain_text("发票.pdf")
+    response = await page.request.get(ui_live.url + str(await link.get_attribute("href")))
+    assert response.status == 200 and await response.body() == b"%PDF-1.4 invoice"
+    anonymous = await ui_live.http.get(ui_live.url + str(await image.get_attribute("src")))
+    assert anonymous.status == 401  # only through the authenticated proxy
     assert page.js_errors == []

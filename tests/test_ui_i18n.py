@@ -1,4 +1,4 @@
-"""English and 简体中文: complete catalogues, negotiation, dates, and no English left in zh-CN pages."""
+"""English and 简体中文: complete catalogues, negotiation, dates, no English left in zh-CN."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ ZH = {"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"}
 # words that are names, not UI text: products, platforms, keys, sample values, test data
 ALLOWED = {"Switchboard", "Telegram", "Slack", "Webhook", "API", "Ctrl", "Enter", "BotFather",
            "ABC", "DEF", "English", "Asia", "Shanghai", "https", "http", "org", "boss", "zhang",
-           "acme_support_bot", "xiaoming", "Acme", "X"}
+           "acme_support_bot", "xiaoming", "Acme", "X", "Europe", "Berlin"}
 
 
 def placeholders(text: str) -> set[str]:
@@ -90,10 +90,10 @@ def test_dates_in_the_agents_locale_and_time_zone() -> None:
 class TextScan(HTMLParser):
     """Visible text and human-facing attributes, outside <script>/<style> and translate="no"."""
 
-    SKIP = {"script", "style", "code"}
-    ATTRS = {"placeholder", "title", "aria-label", "alt", "data-confirm", "data-none",
-             "data-done", "data-template"}
-    VOID = {"input", "img", "br", "meta", "link", "hr", "source"}
+    SKIP = frozenset({"script", "style", "code"})
+    ATTRS = frozenset({"placeholder", "title", "aria-label", "alt", "data-confirm", "data-none",
+                       "data-done", "data-template"})
+    VOID = frozenset({"input", "img", "br", "meta", "link", "hr", "source"})
 
     def __init__(self) -> None:
         super().__init__()

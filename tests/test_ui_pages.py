@@ -1,4 +1,4 @@
-"""Server-rendered pages over HTTP: CSP-clean markup, CSRF on forms, admin flows, write-only secrets."""
+"""Pages over HTTP: CSP-clean markup, CSRF on every form, admin flows, write-only secrets."""
 
 from __future__ import annotations
 
@@ -166,6 +166,10 @@ async def test_admin_manages_agents_and_deactivation_locks_out(
     bad = await client.post("/admin/agents", data={
         "csrf": csrf, "login": "x", "password": "short", "display_name": ""})
     assert bad.status == 400
+    tz = await client.post(f"/admin/agents/{wang['_id']}", data={
+        "csrf": csrf, "action": "save", "display_name": "王小二", "role": "admin",
+        "timezone": "Mars/Olympus"})
+    assert tz.status == 400 and "Unknown time zone" in await tz.text()
     me = await client.post(f"/admin/agents/{admin['doc']['_id']}",
                            data={"csrf": csrf, "action": "deactivate"})
     assert me.status == 400  # an admin cannot lock themselves out

@@ -51,8 +51,9 @@ def need_browser() -> None:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def ui_browser() -> AsyncIterator[Any]:
     need_browser()
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
 
+    expect.set_options(timeout=10_000)  # CI machines are slow; waits end as soon as they can
     playwright = await async_playwright().start()
     chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     try:
@@ -65,6 +66,7 @@ async def ui_browser() -> AsyncIterator[Any]:
 @dataclass
 class Live:
     url: str
+    app: web.Application
     services: Services
     sandbox: TelegramSandbox
     http: aiohttp.ClientSession
@@ -171,7 +173,7 @@ async def ui_live(mongo_uri: str, ui_browser: Any, tmp_path: Path) -> AsyncItera
     await sandbox.start()
     sandbox.add_bot(BOT_TOKEN, BOT["id"], BOT["username"], BOT["first_name"])
     http = aiohttp.ClientSession()
-    live = Live(url=url, services=services, sandbox=sandbox, http=http, browser=ui_browser)
+    live = Live(url=url, app=app, services=services, sandbox=sandbox, http=http, browser=ui_browser)
     try:
         yield live
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ from inbox.store import NotFound, Store
 from web import api, api_replies
 from web.auth import auth_middleware
 from web.channels import Channels
-from web.errors import error_middleware, error_response
+from web.errors import error_middleware, error_response, unstorable
 from web.openapi import openapi_document
 from web.settings import Settings
 
@@ -132,12 +133,30 @@ async def webhook(request: web.Request) -> web.Response:
     if connector.platform != platform:
         return error_response(404, "not_found", "no such channel account")
     body = await request.read()
+    problem = _unstorable_json(body)
+    if problem:
+        services.metrics.webhooks.labels(platform, "400").inc()
+        return error_response(400, "bad_json", f"the body cannot be stored: {problem}")
     result = await connector.handle_webhook(request.headers, body)
     services.metrics.webhooks.labels(platform, str(result.status)).inc()
     services.metrics.webhook_seconds.labels(platform).observe(loop.time() - started)
     if result.status == 200:
         await services.channels.touch(account_id)
     return web.json_response(dict(result.body), status=result.status)
+
+
+def _unstorable_json(body: bytes) -> str | None:
+    """A JSON body that no connector could store (too deep for the parser or for MongoDB,
+    64-bit overflow, lone surrogates, NUL in keys) is refused here, before any connector sees
+    it, so no store write can start for it. Bodies that are not JSON are the connector's call.
+    Checked before the connector verifies the signature: the answer reveals nothing secret."""
+    try:
+        value = json.loads(body)
+    except RecursionError:
+        return "nested too deeply"
+    except ValueError:  # includes UnicodeDecodeError
+        return None
+    return unstorable(value)
 
 
 def create_app(services: Services) -> web.Application:

@@ -66,6 +66,50 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return resp
 
 
+# How deep a stored JSON value may nest: MongoDB refuses documents nested deeper than 100
+# levels, and a request's value sits a level or two inside the document that stores it.
+MAX_JSON_DEPTH = 64
+_INT64 = 2**63
+
+
+def unstorable(value: Any) -> str | None:
+    """Why a parsed JSON value could not be stored in a MongoDB document as it is, or None.
+
+    JSON allows what BSON does not: integers beyond 64 bits, lone UTF-16 surrogates ("\\ud800"),
+    NUL in keys, any depth. Found by fuzzing: such a value reached the database only after a
+    conversation had been created for it, and then failed with a 500. Iterative, so hostile
+    nesting cannot exhaust the stack.
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"nested deeper than {MAX_JSON_DEPTH} levels"
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if "\x00" in key or not _utf8(key):
+                    return "an object key cannot be stored"
+                stack.append((child, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node)
+        elif isinstance(node, bool | float) or node is None:
+            continue
+        elif isinstance(node, int):
+            if not -_INT64 <= node < _INT64:
+                return "an integer does not fit in 64 bits"
+        elif isinstance(node, str) and not _utf8(node):
+            return "a string is not valid Unicode"
+    return None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 async def read_json(request: web.Request) -> Any:
     """The request's JSON body, or a 400/413 that says what is wrong."""
     try:
@@ -73,6 +117,10 @@ async def read_json(request: web.Request) -> Any:
     except web.HTTPRequestEntityTooLarge:
         raise ApiError(413, "too_large", "the request body is larger than the limit") from None
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "bad_json", "the request body is not valid JSON") from None
+    problem = unstorable(value)
+    if problem:
+        raise ApiError(400, "bad_json", f"the request body cannot be stored: {problem}")
+    return value

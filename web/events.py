@@ -1,385 +1,20 @@
-"""Live updates: MongoDB change streams → Server-Sent Events at `GET /api/events`.
+"""Live updates for browsers and API clients: `GET /api/events`, Server-Sent Events.
 
-One `EventHub` per process owns one change stream on `conversations` and `messages` and fans
-each change out to every connected client (a queue per client; one JSON encoding per change,
-not per client). An event's `id` is the change's resume token, so a browser that reconnects
-with `Last-Event-ID` gets what it missed:
-
-- from the hub's ring buffer of recent events when the token is still in it (the usual case);
-- otherwise (another process, a restart) from a short catch-up change stream opened at that
-  token, spliced onto the live feed without gaps or duplicates;
-- a token the database no longer has (error 286, ChangeStreamHistoryLost) or cannot parse
-  gives a `reload` event: the page fetches the current state instead.
-
-Pages call `hub.mark()` before they read what they render and pass that position as `since`,
-so nothing that happens between the render and the stream opening is lost.
-
-Events carry the JSON shapes of web/views.py (conversation summary, message with delivery
-state) — never raw platform payloads or credentials.
+The events come from the process's one `EventHub` (web/event_hub.py: a single change stream
+fanned out to every client, resumable by `Last-Event-ID`). Here: the HTTP side — who may listen,
+which events they want, heartbeats, and ending the stream when the session does.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
-import contextlib
-import json
-import logging
 import re
-from collections import OrderedDict, deque
-from dataclasses import dataclass, field
-from typing import Any
 
-import bson
 from aiohttp import web
-from pymongo.errors import OperationFailure, PyMongoError
 
-from inbox.db import Database, Doc
 from web.auth import SESSION_COOKIE, requires
-from web.errors import ApiError
-from web.views import conversation_json, message_json
+from web.event_hub import CLOSE, PING, TYPES, EventHub, decode_id, encode_id, frame
 
-log = logging.getLogger(__name__)
-
-COLLECTIONS = ("conversations", "messages")
-PIPELINE: list[Doc] = [
-    {"$match": {"ns.coll": {"$in": list(COLLECTIONS)},
-                "operationType": {"$in": ["insert", "update", "replace", "delete"]}}},
-    {"$project": {"fullDocument.raw": 0, "fullDocument.credentials": 0,
-                  "updateDescription": 0}},
-]
-HISTORY_LOST = 286
-START_TIMEOUT = 10.0
-TYPES = ("conversation", "message")
-_CLOSE = b""
-_ID_RE = re.compile(r"^(?:[0-9a-f]{2,1024}|~[A-Za-z0-9_-]{4,1400})$")
-
-
-def encode_id(token: Doc) -> str:
-    """A resume token as an SSE id: its hex `_data`, or `~` + base64url(BSON)."""
-    data = token.get("_data")
-    if set(token) == {"_data"} and isinstance(data, str) and re.fullmatch(r"[0-9a-f]+", data):
-        return data
-    return "~" + base64.urlsafe_b64encode(bson.encode(token)).decode().rstrip("=")
-
-
-def decode_id(event_id: str) -> Doc | None:
-    if not _ID_RE.match(event_id):
-        return None
-    if not event_id.startswith("~"):
-        return {"_data": event_id}
-    raw = event_id[1:]
-    try:
-        return bson.decode(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except (binascii.Error, bson.errors.BSONError, ValueError):
-        return None
-
-
-def frame(event: str, data: Any, event_id: str | None = None) -> bytes:
-    head = f"id: {event_id}\n" if event_id else ""
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
-    return f"{head}event: {event}\ndata: {body}\n\n".encode()
-
-
-@dataclass(slots=True)
-class Event:
-    id: str
-    type: str
-    conversation_id: str
-    payload: bytes
-
-
-@dataclass(eq=False)
-class Subscriber:
-    types: frozenset[str]
-    conversation_id: str | None
-    queue: asyncio.Queue[bytes]
-    catching_up: bool = False
-    held: list[Event] = field(default_factory=list)
-    overflowed: bool = False
-
-    def wants(self, event: Event) -> bool:
-        if event.type not in self.types:
-            return False
-        return self.conversation_id is None or event.conversation_id in ("",
-                                                                         self.conversation_id)
-
-    def push(self, data: bytes) -> None:
-        if self.overflowed:
-            return
-        try:
-            self.queue.put_nowait(data)
-        except asyncio.QueueFull:
-            # a client too slow to keep up is disconnected; it reconnects with Last-Event-ID
-            self.overflowed = True
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self.queue.get_nowait()
-            self.queue.put_nowait(_CLOSE)
-
-
-class EventHub:
-    def __init__(self, db: Database, *, buffer_size: int = 4096, queue_size: int = 1024,
-                 max_await_ms: int = 500, catch_up_limit: int = 10_000,
-                 heartbeat: float = 15.0) -> None:
-        self.db = db
-        self.heartbeat = heartbeat
-        self.buffer_size = buffer_size
-        self.queue_size = queue_size
-        self.max_await_ms = max_await_ms
-        self.catch_up_limit = catch_up_limit
-        self.subscribers: set[Subscriber] = set()
-        self.streams_opened = 0
-        self._buffer: deque[tuple[int, str, Event | None]] = deque()
-        self._index: dict[str, int] = {}
-        self._seq = 0
-        self._position: str | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
-        self._contacts: OrderedDict[str, Doc | None] = OrderedDict()
-        self._stopped = False
-
-    # ------------------------------------------------------------------ lifecycle
-
-    async def start(self) -> None:
-        """Open the change stream (once); returns when it is watching."""
-        if self._stopped:
-            raise RuntimeError("event hub stopped")
-        if self._task is None or self._task.done():
-            self._ready = asyncio.Event()
-            self._task = asyncio.create_task(self._watch(), name="switchboard-events")
-        if self._ready.is_set():
-            return
-        waiter = asyncio.create_task(self._ready.wait())
-        done, _ = await asyncio.wait({waiter, self._task}, timeout=START_TIMEOUT,
-                                     return_when=asyncio.FIRST_COMPLETED)
-        if waiter not in done:
-            waiter.cancel()
-            if self._task in done:
-                self._task.result()  # re-raises why the watcher died
-            raise ApiError(503, "unavailable", "live updates are unavailable; try again")
-
-    def close_clients(self) -> None:
-        for sub in list(self.subscribers):
-            sub.push(_CLOSE)
-
-    async def stop(self) -> None:
-        self._stopped = True
-        self.close_clients()
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-    # ------------------------------------------------------------------ clients
-
-    async def mark(self) -> str | None:
-        """The current position, as an id a page passes to its event stream as `since`."""
-        await self.start()
-        position = self._position
-        if position is not None and position not in self._index:
-            self._remember(position, None)
-        return position
-
-    async def subscribe(self, *, types: frozenset[str] = frozenset(TYPES),
-                        conversation_id: str | None = None,
-                        since: str | None = None) -> Subscriber:
-        await self.start()
-        sub = Subscriber(types, conversation_id, asyncio.Queue(self.queue_size))
-        if since is None or since == self._position:
-            self.subscribers.add(sub)
-            return sub
-        start = self._index.get(since)
-        if start is not None:  # replay from the buffer and go live in one step (no await)
-            for seq, _, event in self._buffer:
-                if seq > start and event is not None and sub.wants(event):
-                    sub.push(event.payload)
-            self.subscribers.add(sub)
-            return sub
-        token = decode_id(since)
-        sub.catching_up = True
-        self.subscribers.add(sub)
-        if token is None:
-            self._reload(sub)
-        else:
-            await self._catch_up(sub, token)
-        sub.catching_up = False
-        held, sub.held = sub.held, []
-        for event in held:
-            sub.push(event.payload)
-        return sub
-
-    def unsubscribe(self, sub: Subscriber) -> None:
-        self.subscribers.discard(sub)
-
-    def _reload(self, sub: Subscriber) -> None:
-        sub.held.clear()
-        sub.push(frame("reload", {"reason": "history_lost"}))
-
-    async def _catch_up(self, sub: Subscriber, token: Doc) -> None:
-        """Events after `token` that the buffer no longer has, then the held live ones."""
-        sent: set[str] = set()
-        try:
-            async with await self.db.watch(PIPELINE, full_document="updateLookup",
-                                           resume_after=token,
-                                           max_await_time_ms=50) as stream:
-                self.streams_opened += 1
-                while len(sent) < self.catch_up_limit:
-                    change = await stream.try_next()
-                    if change is None:
-                        break
-                    event_id = encode_id(change["_id"])
-                    if event_id in self._index or any(e.id == event_id for e in sub.held):
-                        self._splice(sub, event_id, sent)
-                        return
-                    event = await self._event(change, event_id)
-                    sent.add(event_id)
-                    if event is not None and sub.wants(event):
-                        sub.push(event.payload)
-                else:
-                    self._reload(sub)
-                    return
-        except OperationFailure as exc:
-            log.info("event stream resume refused (%s): asking the client to reload", exc.code)
-            self._reload(sub)
-            return
-        except PyMongoError as exc:
-            log.warning("event catch-up failed: %s", type(exc).__name__)
-            self._reload(sub)
-            return
-        sub.held = [e for e in sub.held if e.id not in sent]
-
-    def _splice(self, sub: Subscriber, event_id: str, sent: set[str]) -> None:
-        """The catch-up stream reached events the hub already has: continue from the buffer."""
-        start = self._index.get(event_id)
-        if start is not None:
-            for seq, eid, event in self._buffer:
-                if seq >= start and event is not None and eid not in sent:
-                    sent.add(eid)
-                    if sub.wants(event):
-                        sub.push(event.payload)
-        sub.held = [e for e in sub.held if e.id not in sent]
-
-    # ------------------------------------------------------------------ the watcher
-
-    async def _watch(self) -> None:
-        token: Doc | None = None
-        delay = 0.5
-        while True:
-            try:
-                async with await self.db.watch(PIPELINE, full_document="updateLookup",
-                                               resume_after=token,
-                                               max_await_time_ms=self.max_await_ms) as stream:
-                    self.streams_opened += 1
-                    delay = 0.5
-                    if stream.resume_token is not None and token is None:
-                        self._position = encode_id(stream.resume_token)
-                    self._ready.set()
-                    while True:
-                        change = await stream.try_next()
-                        if change is None:
-                            if stream.resume_token is not None:
-                                token = stream.resume_token
-                                self._position = encode_id(token)
-                            continue
-                        token = change["_id"]
-                        event_id = encode_id(token)
-                        event = await self._event(change, event_id)
-                        self._publish(event_id, event)
-                        self._position = event_id
-            except asyncio.CancelledError:
-                raise
-            except OperationFailure as exc:
-                if token is None or exc.code not in (HISTORY_LOST, 9, 280):
-                    log.warning("event stream failed (%s); retrying", exc.code)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 10.0)
-                    continue
-                log.warning("event stream history lost; clients reload")
-                token = None
-                self._reset()
-            except PyMongoError as exc:
-                log.warning("event stream interrupted (%s); resuming", type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-
-    def _reset(self) -> None:
-        self._buffer.clear()
-        self._index.clear()
-        self._position = None
-        for sub in list(self.subscribers):
-            self._reload(sub)
-
-    def _remember(self, event_id: str, event: Event | None) -> None:
-        self._seq += 1
-        self._buffer.append((self._seq, event_id, event))
-        self._index[event_id] = self._seq
-        while len(self._buffer) > self.buffer_size:
-            old_seq, old, _ = self._buffer.popleft()
-            if self._index.get(old) == old_seq:
-                del self._index[old]
-
-    def _publish(self, event_id: str, event: Event | None) -> None:
-        if event_id in self._index:
-            return
-        self._remember(event_id, event)
-        if event is None:
-            return
-        for sub in list(self.subscribers):
-            if not sub.wants(event):
-                continue
-            if sub.catching_up:
-                sub.held.append(event)
-            else:
-                sub.push(event.payload)
-
-    async def _event(self, change: Doc, event_id: str) -> Event | None:
-        coll = change.get("ns", {}).get("coll")
-        op = change.get("operationType")
-        key = str((change.get("documentKey") or {}).get("_id", ""))
-        doc = change.get("fullDocument")
-        if op == "delete":
-            if coll == "conversations":
-                return Event(event_id, "conversation", key,
-                             frame("conversation_deleted", {"id": key}, event_id))
-            return None
-        if not doc:
-            return None
-        try:
-            if coll == "conversations":
-                contact = await self._contact(doc.get("contact_id"))
-                body = conversation_json(doc, contact)
-                return Event(event_id, "conversation", body["id"],
-                             frame("conversation", body, event_id))
-            if coll == "messages":
-                body = message_json(doc)
-                return Event(event_id, "message", body["conversation_id"],
-                             frame("message", body, event_id))
-        except Exception as exc:  # one odd document must not stop the stream
-            log.warning("skipping an event for %s: %s", coll, type(exc).__name__)
-        return None
-
-    async def _contact(self, contact_id: str | None) -> Doc | None:
-        if not contact_id:
-            return None
-        if contact_id in self._contacts:
-            self._contacts.move_to_end(contact_id)
-            return self._contacts[contact_id]
-        try:
-            doc = await self.db.contacts.find_one({"_id": bson.ObjectId(contact_id)},
-                                                  {"name": 1, "handle": 1})
-        except (bson.errors.InvalidId, TypeError):
-            doc = None
-        except PyMongoError:
-            return None  # the summary goes out without the name rather than not at all
-        self._contacts[contact_id] = doc
-        if len(self._contacts) > 10_000:
-            self._contacts.popitem(last=False)
-        return doc
-
-
-# ---------------------------------------------------------------------- HTTP
+__all__ = ["EventHub", "decode_id", "encode_id", "events", "hub_of", "setup"]
 
 
 def hub_of(app: web.Application) -> EventHub:
@@ -410,17 +45,22 @@ async def events(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         await response.write(b"retry: 2000\n\n")
         while True:
-            try:
-                data = await asyncio.wait_for(sub.queue.get(), hub.heartbeat)
-            except TimeoutError:
+            chunks = [await sub.queue.get()]
+            while len(chunks) < 256 and not sub.queue.empty():  # one write for a burst
+                chunks.append(sub.queue.get_nowait())
+            closing = CLOSE in chunks
+            if closing:
+                chunks = chunks[:chunks.index(CLOSE)]
+            if PING in chunks:
+                chunks = [c for c in chunks if c != PING]
                 if not await _still_allowed(request):
-                    await response.write(frame("logout", {}))
+                    await response.write(b"".join(chunks) + frame("logout", {}))
                     break
-                await response.write(b": ping\n\n")
-                continue
-            if data == _CLOSE:
+                chunks.append(b": ping\n\n")
+            if chunks:
+                await response.write(b"".join(chunks))
+            if closing:
                 break
-            await response.write(data)
     except ConnectionResetError:
         pass
     finally:

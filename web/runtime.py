@@ -21,6 +21,11 @@ from web.settings import ConfigError, Settings, ensure_secret_key
 log = logging.getLogger(__name__)
 
 HEALTH_EVERY = 1.0
+# A stopped (SIGSTOP) or wedged database accepts the connection and never answers, and the
+# client has no socket timeout: without this bound the ping would wait forever and /healthz
+# would say "ok" for as long as the database hangs (measured: ~13 s until the client's own
+# monitor gave up).
+PING_TIMEOUT = 2.0
 
 
 class StartupError(Exception):
@@ -112,12 +117,14 @@ async def watch_health(services: Services) -> None:
                 health.last_error = f"restart failed: {exc}"
                 continue
         try:
-            await services.client.admin.command("ping", maxTimeMS=2000)
-        except PyMongoError as exc:
+            async with asyncio.timeout(PING_TIMEOUT):
+                await services.client.admin.command("ping", maxTimeMS=int(PING_TIMEOUT * 1000))
+        except (PyMongoError, TimeoutError) as exc:
+            reason = "no answer in time" if isinstance(exc, TimeoutError) else type(exc).__name__
             if health.db_ok:
-                log.error("database unavailable: %s", type(exc).__name__)
+                log.error("database unavailable: %s", reason)
             health.db_ok = False
-            health.last_error = f"ping failed: {type(exc).__name__}"
+            health.last_error = f"ping failed: {reason}"
             continue
         if not health.db_ok:
             log.warning("database available again")

@@ -92,8 +92,9 @@ def _ctx(request: web.Request) -> dict[str, Any]:
             "size": human_size}
 
 
-JS_PREFIXES = ("js.", "live.", "status.", "delivery.", "platform.", "attachment.", "accounts.error.",
-               "accounts.test_ok", "conv.edited", "conv.as_sent", "conv.unassigned")
+JS_PREFIXES = ("js.", "live.", "status.", "delivery.", "platform.", "attachment.",
+               "accounts.error.", "accounts.test_ok", "conv.edited", "conv.as_sent",
+               "conv.unassigned")
 BLANK_CONVERSATION: dict[str, Any] = {
     "id": "", "platform": "", "account_id": "", "kind": "", "status": "", "assignee_id": None,
     "title": None, "contact": None, "last_message_at": None, "preview": "", "unread": 0}
@@ -257,8 +258,9 @@ async def conversation(request: web.Request) -> web.StreamResponse:
         account = await services.store.get_account(doc["account_id"])
     except NotFound:
         account = None
-    agents = [a for a in await services.agents.list() if a.get("active")]
-    names = {str(a["_id"]): a["display_name"] for a in await services.agents.list()}
+    everyone = await services.agents.list()
+    agents = [a for a in everyone if a.get("active")]
+    names = {str(a["_id"]): a["display_name"] for a in everyone}
     agent = request["agent"]
     cls = CONNECTORS.get(doc["platform"])
     compose = {

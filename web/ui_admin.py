@@ -7,11 +7,13 @@ never filled back in, not even masked; the account list shows the webhook URL an
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from inbox.agents import AgentExists
+from inbox.paging import BadCursor
 from web.api import AgentCreate, AgentPatch
 from web.auth import client_address
 from web.channels import platforms
@@ -112,6 +114,16 @@ async def agents(request: web.Request) -> web.StreamResponse:
     return await _agents_page(request)
 
 
+def _bad_timezone(name: str | None) -> bool:
+    if not name:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return True
+    return False
+
+
 def _validation_message(exc: ValidationError) -> str:
     err = exc.errors()[0]
     return f"{'.'.join(str(p) for p in err['loc']) or 'form'}: {err['msg']}"
@@ -128,6 +140,9 @@ async def agent_create(request: web.Request) -> web.StreamResponse:
             {k: v for k, v in fields.items() if v} | {"password": data.get("password", "")})
     except ValidationError as exc:
         return await _agents_page(request, status=400, error=_validation_message(exc),
+                                  values=fields)
+    if _bad_timezone(body.timezone):
+        return await _agents_page(request, status=400, error="agents.error.timezone",
                                   values=fields)
     try:
         doc = await services.agents.create(
@@ -162,14 +177,14 @@ async def agent_update(request: web.Request) -> web.StreamResponse:
     except ValidationError as exc:
         return await _agents_page(request, status=400, error=_validation_message(exc))
     changes = {k: getattr(patch, k) for k in patch.model_fields_set}
+    if _bad_timezone(changes.get("timezone")):
+        return await _agents_page(request, status=400, error="agents.error.timezone")
     if changes.get("display_name", "x") is None or changes.get("role", "x") is None:
         return await _agents_page(request, status=400, error="agents.error.required")
     if is_self and (changes.get("active") is False or changes.get("role") == "agent"):
         return await _agents_page(request, status=400, error="agents.error.self")
     await services.agents.update(str(target["_id"]), changes)
-    shown = {k: v for k, v in changes.items() if k != "password"}
-    if "password" in changes:
-        shown["password"] = "changed"
+    shown = {k: "changed" if k == "password" else v for k, v in changes.items()}
     await _audit(request, "agent.update", target["login"], **shown)
     raise web.HTTPFound("/admin/agents?notice=saved")
 
@@ -179,9 +194,12 @@ async def agent_update(request: web.Request) -> web.StreamResponse:
 
 @page("admin")
 async def audit(request: web.Request) -> web.StreamResponse:
-    docs = await request.app["services"].store.db.audit_log.find({}, {"sk": 0}) \
-        .sort("sk", -1).limit(200).to_list()
-    return render(request, "admin_audit.html", entries=docs)
+    try:
+        docs, older = await request.app["services"].store.list_audit(
+            limit=100, cursor=request.query.get("cursor") or None)
+    except BadCursor:
+        raise web.HTTPFound("/admin/audit") from None
+    return render(request, "admin_audit.html", entries=docs, older=older)
 
 
 @page("admin")

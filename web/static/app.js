@@ -272,6 +272,10 @@
       time.setAttribute("datetime", m.platform_ts || "");
       $(".edited", el).hidden = !m.edited;
       setText(el, ".msg-text", m.text || "");
+      var asSent = $(".as-sent", el);
+      var differs = !!m.rendered_text && m.rendered_text !== m.text;
+      asSent.hidden = !differs;
+      setText(asSent, ".as-sent-text", differs ? m.rendered_text : "");
       var box = $(".attachments", el);
       box.textContent = "";
       (m.attachments || []).forEach(function (a) {
@@ -329,9 +333,7 @@
     function upsert(m) {
       var el = byId(thread, m.id);
       if (el) {
-        var keepAsSent = $(".as-sent", el);
         fillMessage(el, m);
-        if (keepAsSent && m.rendered_text) { setText(keepAsSent, ".as-sent-text", m.rendered_text); }
         return;
       }
       var stick = nearBottom();
@@ -478,23 +480,26 @@
         });
     }
 
-    /* what the customer will see: the name, the signature and greeting, the limit */
+    /* what the customer will see: the name, the greeting and signature around the text
+     * (GET …/compose renders them with the real identity code), and the room left */
     api("GET", "/api/conversations/" + encodeURIComponent(convId) + "/compose").then(function (res) {
       if (!res.ok || !res.json) { return; }
       var c = res.json;
       var replyAs = document.getElementById("reply-as");
-      if (c.agent_name) {
-        var identity = c.brand ? c.agent_name + " · " + c.brand : c.agent_name;
+      var name = c.username || c.agent_name;
+      if (name) {
+        var identity = c.brand ? name + " · " + c.brand : name;
         replyAs.textContent = replyAs.dataset.template.replace("{identity}", identity);
       }
-      [["greeting-preview", c.greeting_preview], ["signature-preview", c.signature_preview]]
-        .forEach(function (pair) {
-          var line = document.getElementById(pair[0]);
-          setText(line, ".value", pair[1] || "");
-          line.hidden = !pair[1];
-        });
+      var greeting = (c.before || c.greeting_preview || "").trim();
+      var signature = (c.after || c.signature_preview || "").trim();
+      [["greeting-preview", greeting], ["signature-preview", signature]].forEach(function (pair) {
+        var line = document.getElementById(pair[0]);
+        setText(line, ".value", pair[1]);
+        line.hidden = !pair[1];
+      });
       if (c.text_limit) {
-        limit = c.text_limit;
+        limit = Math.max(c.text_limit - (c.overhead || 0), 1);
         refresh();
       }
     }, function () {});
@@ -575,10 +580,16 @@
     });
     document.addEventListener("click", function (event) {
       var button = event.target.closest("[data-copy]");
-      if (!button || !navigator.clipboard) { return; }
+      if (!button) { return; }
+      var selectIt = function () {
+        /* no Clipboard API (plain http): select the URL so Ctrl+C copies it */
+        var code = button.parentNode.querySelector("code");
+        if (code) { window.getSelection().selectAllChildren(code); }
+      };
+      if (!navigator.clipboard) { selectIt(); return; }
       navigator.clipboard.writeText(button.dataset.copy).then(function () {
         button.textContent = button.dataset.done;
-      }, function () {});
+      }, selectIt);
     });
     document.querySelectorAll("time[datetime]").forEach(function (el) {
       if (!el.closest("template") && el.getAttribute("datetime")) {

@@ -1,0 +1,1 @@
+"""Switchboard benchmarks: `python -m bench` (see bench/README.md)."""

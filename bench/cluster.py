@@ -1,0 +1,242 @@
+"""The processes a benchmark runs against: database, Telegram sandbox, Switchboard server.
+
+The load generator is the calling process (its own event loop); the server is a
+`switchboard serve` child configured through SWITCHBOARD_* variables, the sandbox a
+`python -m bench.sandbox` child, and the database either the embedded SecantusDB (a child
+started here, with --sync-on-commit as in production) or `--mongodb-uri`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import aiohttp
+from pymongo import AsyncMongoClient
+
+from inbox.agents import Agents
+from inbox.db import Database, Doc, connect, ensure_indexes
+from inbox.embedded import EmbeddedServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+BOT_TOKEN = "7000000001:AAH-bench-sandbox-token-not-real-00000"
+BOT_ID = 7000000001
+
+
+def rss_kib(pid: int) -> int | None:
+    """VmRSS of one process (not its children), in KiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: IO[bytes] | None = None
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.log is not None:
+            self.log.close()
+
+
+@dataclass
+class Cluster:
+    """Everything one benchmark run talks to; `async with Cluster(...) as c:`."""
+
+    mongodb_uri: str | None = None
+    keep: bool = False
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sb-bench-")))
+    db_name: str = field(default_factory=lambda: f"bench_{secrets.token_hex(4)}")
+
+    def __post_init__(self) -> None:
+        self.embedded: EmbeddedServer | None = None
+        self.uri = ""
+        self.client: AsyncMongoClient[Doc] | None = None
+        self.sandbox: Child | None = None
+        self.server: Child | None = None
+        self.sandbox_url = ""
+        self.url = ""
+        self.token = ""
+        self.http: aiohttp.ClientSession | None = None
+        self.account_id = ""
+        self.webhook_secret = ""
+        self.extra_dbs: list[str] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Cluster:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def db(self) -> Database:
+        assert self.client is not None
+        return self.client[self.db_name]
+
+    def database(self, name: str) -> Database:
+        """Another database on the same server, dropped at the end of the run."""
+        assert self.client is not None
+        full = f"{self.db_name}_{name}"
+        self.extra_dbs.append(full)
+        return self.client[full]
+
+    async def start(self) -> None:
+        if self.mongodb_uri:
+            self.uri = self.mongodb_uri
+        else:
+            self.embedded = EmbeddedServer(data_dir=self.workdir / "db")
+            await self.embedded.start()
+            self.uri = self.embedded.uri
+        self.client = connect(self.uri, timeout_ms=10_000)
+        await self.client.admin.command("ping")
+        await ensure_indexes(self.db)
+        agents = Agents(self.db)
+        admin = await agents.create("bench-admin", display_name="Bench 管理员", role="admin",
+                                    password=secrets.token_urlsafe(12))
+        self.token, _ = await agents.create_token(str(admin["_id"]), "bench")
+        self.http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, force_close=False),
+            headers={"Authorization": f"Bearer {self.token}"})
+        await self._start_sandbox()
+        await self._start_server()
+        await self._add_account()
+
+    async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.close()
+        for child in (self.server, self.sandbox):
+            if child is not None:
+                await asyncio.to_thread(child.stop)
+        if self.client is not None:
+            if self.mongodb_uri:  # never leave bench data in someone's database
+                for name in [self.db_name, *self.extra_dbs]:
+                    with contextlib.suppress(Exception):
+                        await self.client.drop_database(name)
+            await self.client.close()
+        if self.embedded is not None:
+            await self.embedded.stop()
+        if not self.keep:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        return env
+
+    async def _start_sandbox(self) -> None:
+        log = open(self.workdir / "sandbox.log", "wb")  # noqa: SIM115 - closed by Child.stop
+        proc = subprocess.Popen([sys.executable, "-m", "bench.sandbox"], cwd=ROOT,
+                                env=self._env(), stdout=subprocess.PIPE, stderr=log,
+                                stdin=subprocess.DEVNULL)
+        self.sandbox = Child("sandbox", proc, log)
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
+        if not line:
+            raise RuntimeError(f"sandbox did not start; see {self.workdir / 'sandbox.log'}")
+        self.sandbox_url = json.loads(line)["url"]
+        await self.sandbox_call("POST", "/_sandbox/bots", {
+            "token": BOT_TOKEN, "id": BOT_ID, "username": "bench_support_bot",
+            "first_name": "Bench Support"})
+
+    async def _start_server(self) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        env = self._env() | {
+            "SWITCHBOARD_DATABASE__URI": self.uri,
+            "SWITCHBOARD_DATABASE__NAME": self.db_name,
+            "SWITCHBOARD_DATABASE__DATA_DIR": str(self.workdir / "data"),
+            "SWITCHBOARD_SERVER__HOST": "127.0.0.1",
+            "SWITCHBOARD_SERVER__PORT": str(port),
+            "SWITCHBOARD_SERVER__PUBLIC_URL": self.url,
+            "SWITCHBOARD_SECURITY__SECRET_KEY": secrets.token_urlsafe(32),
+        }
+        log = open(self.workdir / "server.log", "wb")  # noqa: SIM115 - closed by Child.stop
+        proc = subprocess.Popen([sys.executable, "-m", "web.cli", "serve"], cwd=self.workdir,
+                                env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+        self.server = Child("server", proc, log)
+        assert self.http is not None
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"switchboard serve exited ({proc.returncode}): "
+                                   f"{(self.workdir / 'server.log').read_text()[-2000:]}")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with self.http.get(f"{self.url}/healthz") as resp:
+                    if resp.status == 200:
+                        return
+            if time.monotonic() > deadline:
+                raise RuntimeError("switchboard serve did not become healthy in 60 s")
+            await asyncio.sleep(0.1)
+
+    async def _add_account(self) -> None:
+        assert self.http is not None
+        async with self.http.post(f"{self.url}/api/accounts", json={
+                "platform": "telegram", "name": "Bench bot", "mode": "webhook",
+                "api_base_url": self.sandbox_url,
+                "credentials": {"bot_token": BOT_TOKEN}}) as resp:
+            body = await resp.json()
+            if resp.status != 201:
+                raise RuntimeError(f"could not add the Telegram account: {resp.status} {body}")
+        self.account_id = str(body["id"])
+        doc = await self.db.accounts.find_one({"_id": __import__("bson").ObjectId(
+            self.account_id)})
+        assert doc is not None
+        self.webhook_secret = str(doc["webhook_secret"])
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def server_pid(self) -> int:
+        assert self.server is not None
+        return self.server.process.pid
+
+    @property
+    def db_pid(self) -> int | None:
+        if self.embedded is not None and self.embedded.process is not None:
+            return self.embedded.process.pid
+        return None
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.url}/webhooks/telegram/{self.account_id}"
+
+    async def sandbox_call(self, method: str, path: str, body: Any = None) -> Any:
+        assert self.http is not None
+        async with self.http.request(method, f"{self.sandbox_url}{path}", json=body) as resp:
+            data = await resp.json()
+            if resp.status >= 300 or not data.get("ok"):
+                raise RuntimeError(f"sandbox {path}: {resp.status} {data}")
+            return data["result"]

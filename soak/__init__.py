@@ -1,0 +1,1 @@
+"""Long crash, fault, storm and fuzz runs: `make soak` (bounded, loopback only)."""

@@ -1,0 +1,102 @@
+"""Conversation summaries behind the acknowledgement: coalesced, idempotent, repaired after a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from typing import Any
+
+from inbox.db import Database
+from inbox.store import Store
+from tests.test_ingest import inbound
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+async def hang(*_: Any) -> None:
+    await asyncio.Event().wait()
+
+
+async def test_concurrent_messages_of_one_conversation_coalesce(store: Store) -> None:
+    await asyncio.gather(*[store.ingest(inbound(n)) for n in range(30)])
+    await store.settle()
+    conv = await store.db.conversations.find_one({})
+    assert conv is not None and conv["message_count"] == 30 and conv["unread"] == 30
+    assert conv["preview"] == "message 29"
+    assert store.ingestor.summaries.rounds < 30
+
+
+async def test_a_retried_round_is_applied_once(store: Store) -> None:
+    await store.ingest(inbound(1))
+    await store.settle()
+    summaries = store.ingestor.summaries
+    summaries._apply_round = hang  # type: ignore[method-assign]  # the next round stays ours
+    await store.ingest(inbound(2))
+    summaries._task.cancel()  # type: ignore[union-attr]
+    del summaries._apply_round
+    for _ in range(2):  # the first write's answer was lost: the same statement again
+        await summaries._apply_round("retry-tag")
+    conv = await store.db.conversations.find_one({})
+    assert conv is not None and conv["message_count"] == 2 and conv["unread"] == 2
+
+
+async def test_summaries_of_a_crashed_process_are_repaired_from_the_messages(
+        db: Database) -> None:
+    crashed = Store(db)
+    await crashed.setup()
+    first = await crashed.ingest(inbound(1))
+    await crashed.settle()
+    summaries = crashed.ingestor.summaries
+    summaries._apply_round = hang  # type: ignore[method-assign]  # it dies before the summary
+    for n in (2, 3, 4):
+        await crashed.ingest(inbound(n, text=f"later {n}"))
+    summaries._task.cancel()  # type: ignore[union-attr]
+    summaries._background.cancel()  # type: ignore[union-attr]
+    stale = await db.conversations.find_one({})
+    assert stale is not None and stale["message_count"] == 1
+    await db.meta.update_one({"_id": f"ingestor:{summaries.owner}"},
+                             {"$set": {"pid": dead_pid()}})
+
+    restarted = Store(db)
+    await restarted.setup()  # repairs before it would take traffic
+    conv = await restarted.get_conversation(first.conversation_id)
+    assert conv["message_count"] == 4 and conv["unread"] == 4
+    assert conv["preview"] == "later 4" and conv["status"] == "open"
+    assert await db.meta.count_documents({"_id": f"ingestor:{summaries.owner}"}) == 0
+    await restarted.close()
+
+
+async def test_repair_counts_unread_from_when_it_was_read(db: Database) -> None:
+    crashed = Store(db)
+    await crashed.setup()
+    first = await crashed.ingest(inbound(1))
+    await crashed.settle()
+    await crashed.update_conversation(first.conversation_id, {"status": "resolved"})
+    await crashed.mark_read(first.conversation_id)
+    summaries = crashed.ingestor.summaries
+    summaries._apply_round = hang  # type: ignore[method-assign]
+    await crashed.ingest(inbound(2))
+    summaries._task.cancel()  # type: ignore[union-attr]
+    summaries._background.cancel()  # type: ignore[union-attr]
+    await db.meta.update_one({"_id": f"ingestor:{summaries.owner}"},
+                             {"$set": {"pid": dead_pid()}})
+    restarted = Store(db)
+    await restarted.setup()
+    conv = await restarted.get_conversation(first.conversation_id)
+    assert conv["message_count"] == 2 and conv["unread"] == 1 and conv["status"] == "open"
+
+
+async def test_a_live_process_is_left_alone(db: Database) -> None:
+    live = Store(db)
+    await live.setup()
+    await live.ingest(inbound(1))
+    other = Store(db)
+    await other.setup()
+    assert other.ingestor.summaries.repaired == 0
+    await live.settle()
+    conv = await db.conversations.find_one({})
+    assert conv is not None and conv["message_count"] == 1
