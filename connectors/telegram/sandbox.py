@@ -181,7 +181,7 @@ class TelegramSandbox:
         return self._bot(token).webhook_info()
 
     async def wait_for_sent(self, token: str, n: int,
-                            timeout: float = 5.0) -> list[dict[str, Any]]:  # noqa: ASYNC109
+                            timeout: float = 5.0) -> list[dict[str, Any]]:
         bot = self._bot(token)
         async with asyncio.timeout(timeout):
             while len(bot.sent) < n:
