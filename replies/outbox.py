@@ -237,18 +237,25 @@ class Outbox:
         d = cand["delivery"]
         lease_id = uuid.uuid4().hex
         lease_until = now + timedelta(seconds=self.settings.lease_seconds)
+        changes: Doc = {"delivery.state": "sending", "delivery.due_at": lease_until,
+                        "delivery.lease_id": lease_id, "delivery.lease_until": lease_until,
+                        "delivery.last_attempt_at": now, "delivery.next_attempt_at": None}
+        if d["state"] == "sending":
+            # Its worker died or stalled mid-send: the platform may already have the reply, so
+            # the send we are about to make may be its second (the documented window).
+            changes["delivery.possibly_duplicated"] = True
         res = await self.db.messages.update_one(
             {"_id": cand["_id"], "delivery.state": d["state"], "delivery.due_at": d["due_at"],
              "delivery.attempts": d["attempts"]},
-            {"$set": {"delivery.state": "sending", "delivery.due_at": lease_until,
-                      "delivery.lease_id": lease_id, "delivery.lease_until": lease_until,
-                      "delivery.last_attempt_at": now, "delivery.next_attempt_at": None},
-             "$inc": {"delivery.attempts": 1}, "$unset": {"delivery.blocked_by": ""}})
+            {"$set": changes, "$inc": {"delivery.attempts": 1},
+             "$unset": {"delivery.blocked_by": ""}})
         if res.modified_count != 1:
             return None
         cand["delivery"] = {**d, "state": "sending", "due_at": lease_until, "lease_id": lease_id,
                             "lease_until": lease_until, "attempts": d["attempts"] + 1,
-                            "last_attempt_at": now, "next_attempt_at": None}
+                            "last_attempt_at": now, "next_attempt_at": None,
+                            "possibly_duplicated": changes.get(
+                                "delivery.possibly_duplicated", d.get("possibly_duplicated"))}
         cand["delivery"].pop("blocked_by", None)
         return Claim(doc=cand, lease_id=lease_id, previous_state=d["state"])
 

@@ -28,20 +28,32 @@ class Clock(Protocol):
 
 
 class DbClock:
-    """This process's UTC clock corrected to the database server's clock."""
+    """The database server's clock, read at each sync and advanced with `time.monotonic()`.
+
+    Leases are compared across processes, so they must come from one clock; and a step of this
+    host's wall clock (NTP, a VM resume) between syncs must not move them, so between syncs the
+    time advances monotonically from the last reading instead of following the wall clock.
+    """
 
     def __init__(self) -> None:
-        self.offset = timedelta(0)
+        self._base: datetime | None = None
+        self._mono = 0.0
         self.synced = False
 
+    @property
+    def offset(self) -> timedelta:
+        """How far the database's clock is from this host's wall clock (for diagnostics)."""
+        return self.now() - datetime.now(UTC) if self.synced else timedelta(0)
+
     def now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
+        if self._base is None:
+            return datetime.now(UTC)
+        return self._base + timedelta(seconds=time.monotonic() - self._mono)
 
     async def sync(self, db: Database) -> None:
-        """Measure the server's clock; on failure keep the last offset (at first: none)."""
+        """Read the server's clock; on failure keep the last reading (at first: the host's)."""
         try:
             t0 = time.monotonic()
-            local0 = datetime.now(UTC)
             reply = await db.client.admin.command("hello")
             rtt = time.monotonic() - t0
         except Exception as exc:  # a failed sync must not stop deliveries
@@ -53,7 +65,7 @@ class DbClock:
             return
         if server.tzinfo is None:
             server = server.replace(tzinfo=UTC)
-        self.offset = server - (local0 + timedelta(seconds=rtt / 2))
+        self._base, self._mono = server, t0 + rtt / 2
         self.synced = True
 
 

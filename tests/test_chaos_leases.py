@@ -121,11 +121,6 @@ async def test_hosts_with_wrong_wall_clocks_lease_on_the_database_clock(
     assert stored["delivery"]["state"] == "sending"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "replies.timing.DbClock is the wall clock plus an offset measured at each sync (every "
-    "300 s): a wall-clock step between syncs moves every lease it computes, so another worker "
-    "takes a live lease and sends again. inbox.clock.DbClock (database time advanced with "
-    "time.monotonic) does not have this problem; see docs/guarantees.md"))
 async def test_a_wall_clock_step_after_sync_does_not_break_a_lease(
         store: Store, tg: TelegramSandbox, wall: type[SteppedClock]) -> None:
     _, conv = await account_and_conversation(store, tg)
@@ -154,12 +149,6 @@ async def test_poller_lease_survives_a_wall_clock_step(store: Store, tg: Telegra
     assert await first.take_lease()  # the owner renews
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a reply re-sent after its worker died mid-send (lease expired, another worker took it) "
-    "is recorded `sent` without `possibly_duplicated`: only a late mark_sent by the first "
-    "worker sets the flag, and a killed worker never gets there. Fix: Outbox._take sets "
-    "delivery.possibly_duplicated when it takes over a `sending` (expired) lease; see "
-    "docs/guarantees.md"))
 async def test_a_resend_after_a_dead_workers_lease_is_flagged(
         store: Store, tg: TelegramSandbox) -> None:
     connector, conv = await account_and_conversation(store, tg)

@@ -43,7 +43,9 @@ def message_json(doc: Doc) -> dict[str, Any]:
                 else None, "extra": a.get("extra") or {}}
             for i, a in enumerate(doc.get("attachments") or [])],
         "delivery": {"state": delivery.get("state"), "attempts": delivery.get("attempts", 0),
-                     "error": delivery.get("error")} if delivery else None,
+                     "error": delivery.get("error"),
+                     "possibly_duplicated": bool(delivery.get("possibly_duplicated"))}
+        if delivery else None,
     }
 
 
