@@ -39,9 +39,10 @@ test: $(TEST_STAMP) browser
 	$(PY) -m pytest -q
 
 # Crash, fault, storm and fuzz runs at full size (bounded, loopback only, ~15 min); the figures
-# are printed at the end (and written to $SWITCHBOARD_SOAK_RESULTS as JSON when it is set).
+# are printed at the end (and written to $CHAOS_RESULTS as JSON when it is set).
 soak: $(TEST_STAMP)
-	SWITCHBOARD_FUZZ_EXAMPLES=3000 SWITCHBOARD_SCHEMA_EXAMPLES=60 \
+	$(PY) -m pip install --quiet -e '.[soak]'
+	CHAOS_FUZZ_EXAMPLES=3000 CHAOS_SCHEMA_EXAMPLES=60 \
 		$(PY) -m pytest -q -p no:randomly soak tests/test_chaos_fuzz.py tests/test_chaos_api_schema.py
 
 bench: $(TEST_STAMP)

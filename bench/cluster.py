@@ -64,6 +64,16 @@ class Child:
             self.log.close()
 
 
+def _spawn(name: str, cmd: list[str], cwd: Path, env: dict[str, str], log_path: Path, *,
+           pipe: bool = False) -> Child:
+    """A child process with its stderr (and stdout unless `pipe`) in `log_path`."""
+    log = open(log_path, "wb")  # noqa: SIM115 - closed by Child.stop
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE if pipe else log,
+                            stderr=log)
+    return Child(name, proc, log)
+
+
 @dataclass
 class Cluster:
     """Everything one benchmark run talks to; `async with Cluster(...) as c:`."""
@@ -156,11 +166,9 @@ class Cluster:
         return env
 
     async def _start_sandbox(self) -> None:
-        log = open(self.workdir / "sandbox.log", "wb")  # noqa: SIM115 - closed by Child.stop
-        proc = subprocess.Popen([sys.executable, "-m", "bench.sandbox"], cwd=ROOT,
-                                env=self._env(), stdout=subprocess.PIPE, stderr=log,
-                                stdin=subprocess.DEVNULL)
-        self.sandbox = Child("sandbox", proc, log)
+        self.sandbox = _spawn("sandbox", [sys.executable, "-m", "bench.sandbox"], ROOT,
+                              self._env(), self.workdir / "sandbox.log", pipe=True)
+        proc = self.sandbox.process
         assert proc.stdout is not None
         line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
         if not line:
@@ -182,11 +190,9 @@ class Cluster:
             "SWITCHBOARD_SERVER__PUBLIC_URL": self.url,
             "SWITCHBOARD_SECURITY__SECRET_KEY": secrets.token_urlsafe(32),
         }
-        log = open(self.workdir / "server.log", "wb")  # noqa: SIM115 - closed by Child.stop
-        proc = subprocess.Popen([sys.executable, "-m", "web.cli", "serve"], cwd=self.workdir,
-                                env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-        self.server = Child("server", proc, log)
+        self.server = _spawn("server", [sys.executable, "-m", "web.cli", "serve"],
+                             self.workdir, env, self.workdir / "server.log")
+        proc = self.server.process
         assert self.http is not None
         deadline = time.monotonic() + 60
         while True:

@@ -11,6 +11,39 @@ from pathlib import Path
 from typing import Any
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time a process has used so far."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """Share of one core each process used between `start()` and `stop()`, in percent."""
+
+    def __init__(self, **pids: int | None) -> None:
+        self.pids = pids
+        self._t0 = 0.0
+        self._c0: dict[str, float | None] = {}
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._c0 = {k: cpu_seconds(p) for k, p in self.pids.items()}
+
+    def stop(self) -> dict[str, float | None]:
+        elapsed = time.monotonic() - self._t0
+        out: dict[str, float | None] = {}
+        for k, p in self.pids.items():
+            now, before = cpu_seconds(p), self._c0.get(k)
+            out[k] = None if now is None or before is None or elapsed <= 0 else round(
+                100 * (now - before) / elapsed)
+        return out
+
+
 def percentile(values: Sequence[float], p: float) -> float | None:
     """Nearest-rank percentile (p in 0..100) of `values`; None when empty."""
     if not values:

@@ -251,17 +251,18 @@ class Ingestor:
     async def _conversation_ids(self, msgs: list[InboundMessage], now: datetime) -> list[str]:
         missing: dict[tuple[str, str], InboundMessage] = {}
         for msg in msgs:
-            key = (msg.account_id, msg.thread_key)
+            key: tuple[str, str] = (msg.account_id, msg.thread_key)
             if self._conversations.get(key) is None and key not in missing:
                 missing[key] = msg
         if missing:
-            for key, conv_id in (await self._find_or_create_conversations(missing, now)).items():
-                self._conversations.put(key, conv_id)
+            for found, conv_id in (await self._find_or_create_conversations(missing,
+                                                                            now)).items():
+                self._conversations.put(found, conv_id)
         out = []
         for msg in msgs:
-            conv_id = self._conversations.get((msg.account_id, msg.thread_key))
-            assert conv_id is not None
-            out.append(conv_id)
+            known = self._conversations.get((msg.account_id, msg.thread_key))
+            assert known is not None
+            out.append(known)
         return out
 
     async def _find_conversations(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
@@ -331,7 +332,7 @@ class Ingestor:
         out: dict[tuple[str, str], str] = {}
         missing: dict[tuple[str, str], InboundMessage] = {}
         for msg in msgs:
-            key = (msg.account_id, msg.author.user_id)
+            key: tuple[str, str] = (msg.account_id, msg.author.user_id)
             cached = self._contacts.get(key)
             if cached is not None:
                 out[key] = cached
@@ -341,8 +342,8 @@ class Ingestor:
             return out
         found = await self._find_contacts(list(missing))
         docs: list[Doc] = []
-        for key, msg in missing.items():
-            if key in found:
+        for wanted, msg in missing.items():
+            if wanted in found:
                 continue
             identity = {"platform": msg.platform, "account_id": msg.account_id,
                         "user_id": msg.author.user_id, "handle": msg.author.handle}
@@ -363,7 +364,7 @@ class Ingestor:
             found.update(await self._find_contacts(
                 [(docs[i]["identities"][0]["account_id"], docs[i]["identities"][0]["user_id"])
                  for i in taken]))
-        for key, contact_id in found.items():
-            self._contacts.put(key, contact_id)
-            out[key] = contact_id
+        for pair, contact_id in found.items():
+            self._contacts.put(pair, contact_id)
+            out[pair] = contact_id
         return out

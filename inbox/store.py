@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,13 +13,29 @@ from pymongo import ReturnDocument
 from inbox.db import Database, Doc, ensure_indexes
 from inbox.ingest import Ingestor, IngestResult
 from inbox.models import CONVERSATION_STATUSES, InboundMessage
-from inbox.paging import WindowedPager, decode_cursor, make_sk, sk_micros
+from inbox.paging import WINDOW_MARGIN, WindowedPager, decode_cursor, make_sk, sk_micros
 
 UNASSIGNED = "none"
 
 
+FLOOR_TTL = 10.0
+_ALL = 10**16
+
+
 class NotFound(LookupError):
     pass
+
+
+def _message_window(conv: Doc, limit: int) -> int | None:
+    """A time window expected to hold ~1.3 pages of this conversation's messages, from its
+    average density (messages over its lifetime); None when there is nothing to go by."""
+    count = int(conv.get("message_count") or 0)
+    if count <= 0 or not conv.get("first_sk") or not conv.get("sk"):
+        return None
+    lifetime = sk_micros(conv["sk"]) - sk_micros(conv["first_sk"])
+    if count <= limit or lifetime <= 0:
+        return _ALL  # all of it, in one read
+    return max(int(lifetime * (limit + 1) / count * WINDOW_MARGIN), 1_000_000)
 
 
 def oid(value: str | ObjectId) -> ObjectId:
@@ -35,6 +52,7 @@ class Store:
         self.db = db
         self.ingestor = Ingestor(db)
         self._pager = WindowedPager()
+        self._floor: tuple[float, int] | None = None
 
     async def setup(self) -> None:
         """Indexes, then repair the conversation summaries a crashed process left behind."""
@@ -59,10 +77,17 @@ class Store:
     # conversations
 
     async def _inbox_floor(self) -> int:
+        """The oldest `sk` a conversation can have: where the pager stops widening.
+
+        Cached briefly: it only moves when a conversation older than every other one is created,
+        and a new conversation's `sk` is "now", so a floor a few seconds old is still below it."""
+        now = time.monotonic()
+        if self._floor is not None and now - self._floor[0] < FLOOR_TTL:
+            return self._floor[1]
         meta = await self.db.meta.find_one({"_id": "inbox"})
-        if meta is None or "floor_sk" not in meta:
-            return 0
-        return sk_micros(meta["floor_sk"])
+        floor = sk_micros(meta["floor_sk"]) if meta and "floor_sk" in meta else 0
+        self._floor = (now, floor)
+        return floor
 
     async def list_conversations(
         self, *, status: str | None = None, platform: str | None = None,
@@ -78,7 +103,8 @@ class Store:
         if assignee:
             flt["assignee_id"] = None if assignee == UNASSIGNED else assignee
         before = decode_cursor(cursor) if cursor else None
-        shape = "conv:" + ",".join(sorted(flt))
+        # one learned window per filter (its values too: "open" and "resolved" differ)
+        shape = "conv:" + ",".join(f"{k}={flt[k]}" for k in sorted(flt))
         docs, next_cursor, _ = await self._pager.page(
             self.db.conversations, flt, limit=limit, before=before,
             floor_us=await self._inbox_floor(), shape=shape)
@@ -119,14 +145,17 @@ class Store:
     async def list_messages(self, conv_id: str, *, limit: int = 50,
                             cursor: str | None = None) -> tuple[list[Doc], str | None]:
         """A page of a conversation's messages, newest first, with the cursor to older ones."""
-        conv = await self.db.conversations.find_one({"_id": oid(conv_id)}, {"first_sk": 1})
+        conv = await self.db.conversations.find_one(
+            {"_id": oid(conv_id)}, {"first_sk": 1, "sk": 1, "message_count": 1})
         if conv is None:
             raise NotFound(conv_id)
         before = decode_cursor(cursor) if cursor else None
         floor = sk_micros(conv["first_sk"]) if conv.get("first_sk") else 0
         docs, next_cursor, _ = await self._pager.page(
             self.db.messages, {"conversation_id": str(conv["_id"])}, limit=limit,
-            before=before, floor_us=floor, shape="messages", projection={"raw": 0})
+            before=before, floor_us=floor, shape="messages", projection={"raw": 0},
+            width_us=_message_window(conv, limit),
+            newest_us=sk_micros(conv["sk"]) if conv.get("sk") else None)
         return docs, next_cursor
 
     async def get_message(self, message_id: str) -> Doc:

@@ -20,6 +20,8 @@ from the messages themselves: counters recounted, times merged with `$max`, prev
 newer, reopened. A restarted process repairs its predecessor before it takes traffic. A round
 whose write fails is retried as the same statement, made idempotent by a per-round tag.
 
+Needs MongoDB 5.0 or later (`$getField`) when not on the embedded server.
+
 What is exact: counters in normal operation, after a retried round and after a crash repair in a
 single process (the embedded database allows one Switchboard per data dir). With several
 processes on one replica set, a repair that races another live process's in-flight batch for the
@@ -39,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import Binary, ObjectId
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError, WriteConcernError
 
 from inbox.db import Database, Doc
 from inbox.paging import make_sk
@@ -159,16 +161,21 @@ class Summariser:
         if self._background is None or self._background.done():
             self._background = asyncio.create_task(self._maintain(), name="summaries")
 
-    async def close(self, timeout: float = 10.0) -> None:
+    async def close(self, timeout: float = 5.0) -> None:
+        """Write what is pending (for up to `timeout`), then deregister. Whatever could not be
+        written stays covered by the heartbeat: the next start repairs it."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.settle(), timeout)
-        if self._background is not None:
-            self._background.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._background
-        if self._registered and not self._pending and not self._inserting:
-            with contextlib.suppress(PyMongoError):
-                await self.db.meta.delete_one({"_id": self._meta_id})
+        for task in (self._background, self._task):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._registered and not self._pending and not self._in_flight \
+                and not self._inserting:
+            with contextlib.suppress(PyMongoError, TimeoutError):
+                async with asyncio.timeout(2):
+                    await self.db.meta.delete_one({"_id": self._meta_id})
 
     async def settle(self) -> None:
         """Wait until every acknowledged message is reflected in its conversation."""
@@ -212,9 +219,9 @@ class Summariser:
 
     async def inserting(self, at: datetime) -> None:
         """A batch received at `at` is about to be inserted: hold the watermark before it."""
-        self._inserting[at] += 1
         if not self._registered:
             await self._heartbeat()
+        self._inserting[at] += 1
 
     def add(self, at: datetime, stored: list[Doc]) -> None:
         """The batch of `at` is stored (or failed): schedule its summaries (never blocks)."""
@@ -240,7 +247,14 @@ class Summariser:
                 async with self._lock:
                     self._in_flight, self._pending = self._pending, {}
                     self._round += 1
-                    await self._apply_round(f"{self.owner}:{self._round}")
+                    try:
+                        await self._apply_round(f"{self.owner}:{self._round}")
+                    except Exception:
+                        # not a passing outage (those are retried): recount what this round
+                        # touched, conversation by conversation
+                        log.exception("summaries: a round failed; recounting %d conversations",
+                                      len(self._in_flight))
+                        await self._recount_each(self._in_flight)
                     self.rounds += 1
                     self.summarised += sum(d.n for d in self._in_flight.values())
                     self._in_flight = {}
@@ -259,6 +273,13 @@ class Summariser:
                    "sum_round": {"$ne": tag}}
             await _retrying(lambda f=flt, t=table: self.db.conversations.update_many(
                 f, _round_pipeline(t, tag)))
+
+    async def _recount_each(self, deltas: dict[str, _Delta]) -> None:
+        for conv_id, delta in deltas.items():
+            try:
+                await self._repair_conversation(conv_id, delta)
+            except Exception:
+                log.exception("summaries: conversation %s could not be recounted", conv_id)
 
     # ------------------------------------------------------------------ crash repair
 
@@ -324,14 +345,21 @@ class Summariser:
         await self.db.conversations.update_one({"_id": oid}, pipeline)
 
 
+def _transient(exc: PyMongoError) -> bool:
+    return isinstance(exc, ConnectionFailure | WriteConcernError) or \
+        exc.has_error_label("RetryableWriteError")
+
+
 async def _retrying(call: Any) -> None:
-    """Retry one idempotent statement until the database takes it."""
+    """Retry one idempotent statement until the database is back; other errors raise."""
     delay = 0.05
     while True:
         try:
             await call()
             return
         except PyMongoError as exc:
+            if not _transient(exc):
+                raise
             log.warning("summaries: write failed (%s); retrying in %.1f s",
                         type(exc).__name__, delay)
             await asyncio.sleep(delay)

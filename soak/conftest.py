@@ -32,7 +32,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"{name}:")
         for key, value in figures.items():
             terminalreporter.write_line(f"    {key}: {value}")
-    out = os.environ.get("SWITCHBOARD_SOAK_RESULTS")
+    out = os.environ.get("CHAOS_RESULTS")
     if out:
         with open(out, "w") as fh:
             json.dump(RESULTS, fh, indent=2, ensure_ascii=False)

@@ -31,6 +31,7 @@ import aiohttp
 from connectors.telegram.sandbox import SECRET_HEADER, TelegramSandbox
 from inbox.agents import Agents
 from inbox.db import Database, connect, ensure_indexes
+from inbox.embedded import _die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "telegram" / "inbound"
@@ -100,9 +101,11 @@ class Serve:
             log.write(f"\n--- start {self.starts + 1} ---\n".encode())
             log.flush()
             # Popen returns at once (fork+exec); the wait for readiness below is async
+            # (and dies with this process, like the embedded database dies with it)
             self.proc = subprocess.Popen(  # noqa: ASYNC220
                 [sys.executable, "-m", "web.cli", "serve"], env=self.env(), cwd=ROOT,
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent)
         self.starts += 1
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as http:

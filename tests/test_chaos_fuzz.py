@@ -27,7 +27,7 @@ from web.app import Services
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # `make soak` raises this; the fast suite keeps it small
-EXAMPLES = int(os.environ.get("SWITCHBOARD_FUZZ_EXAMPLES", "120"))
+EXAMPLES = int(os.environ.get("CHAOS_FUZZ_EXAMPLES", "120"))
 
 
 def inbound_payloads(platform: str) -> dict[str, bytes]:
@@ -214,6 +214,7 @@ async def test_known_hostile_bodies(target: Target) -> None:
     assert target.statuses.get(413) == 1
 
 
+@pytest.mark.timeout(max(60, EXAMPLES // 5))
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large, HealthCheck.large_base_example])

@@ -63,109 +63,112 @@ async def test_no_secret_in_any_response_or_log_line(mongo_uri: str, db: Databas
         "SWITCHBOARD_DELIVERY__BACKOFF_BASE_SECONDS": "0.05",
         "SWITCHBOARD_DELIVERY__BACKOFF_CAP_SECONDS": "0.2"})
     await serve.start()
-    admin, agent = people.headers("admin"), people.headers("agent")
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-        rec = Recorder(http, serve.url)
-        # accounts: a good token, a refused one (through the API and the test endpoint)
-        status, body = await rec.request("POST", "/api/accounts", headers=admin, json={
-            "platform": "telegram", "name": "leak bot", "api_base_url": tg.base_url,
-            "credentials": {"bot_token": BOT_TOKEN}})
-        assert status == 201, body
-        account_id = json.loads(body)["id"]
-        for path in ("/api/accounts", "/api/accounts/test"):
-            status, _ = await rec.request("POST", path, headers=admin, json={
-                "platform": "telegram", "name": "wrong", "api_base_url": tg.base_url,
-                "credentials": {"bot_token": WRONG_TOKEN}})
-            assert status == 422
-        secret = await webhook_secret(db, account_id)
+    try:
+        admin, agent = people.headers("admin"), people.headers("agent")
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            rec = Recorder(http, serve.url)
+            # accounts: a good token, a refused one (through the API and the test endpoint)
+            status, body = await rec.request("POST", "/api/accounts", headers=admin, json={
+                "platform": "telegram", "name": "leak bot", "api_base_url": tg.base_url,
+                "credentials": {"bot_token": BOT_TOKEN}})
+            assert status == 201, body
+            account_id = json.loads(body)["id"]
+            for path in ("/api/accounts", "/api/accounts/test"):
+                status, _ = await rec.request("POST", path, headers=admin, json={
+                    "platform": "telegram", "name": "wrong", "api_base_url": tg.base_url,
+                    "credentials": {"bot_token": WRONG_TOKEN}})
+                assert status == 422
+            secret = await webhook_secret(db, account_id)
 
-        # webhooks: a text and a document, then forged and malformed ones
-        hook = f"/webhooks/telegram/{account_id}"
-        signed = {SECRET_HEADER: secret, "Content-Type": "application/json"}
-        for update in (make_updates(1)[0],
-                       json.loads((FIXTURES / "message__document.json").read_text())):
-            status, _ = await rec.request("POST", hook, headers=signed,
-                                          data=json.dumps(update))
+            # webhooks: a text and a document, then forged and malformed ones
+            hook = f"/webhooks/telegram/{account_id}"
+            signed = {SECRET_HEADER: secret, "Content-Type": "application/json"}
+            for update in (make_updates(1)[0],
+                           json.loads((FIXTURES / "message__document.json").read_text())):
+                status, _ = await rec.request("POST", hook, headers=signed,
+                                              data=json.dumps(update))
+                assert status == 200
+            await rec.request("POST", hook, headers={SECRET_HEADER: secret + "x"}, data="{}")
+            await rec.request("POST", hook, headers=signed, data="{nope")
+
+            # people: a password change shows up in the audit log as "changed"
+            status, _ = await rec.request("PATCH", f"/api/agents/{people.agent_id}", headers=admin,
+                                          json={"password": NEW_PASSWORD})
             assert status == 200
-        await rec.request("POST", hook, headers={SECRET_HEADER: secret + "x"}, data="{}")
-        await rec.request("POST", hook, headers=signed, data="{nope")
+            await rec.request("POST", "/api/agents", headers=admin, json={
+                "login": "x", "display_name": "x", "password": "short"})
 
-        # people: a password change shows up in the audit log as "changed"
-        status, _ = await rec.request("PATCH", f"/api/agents/{people.agent_id}", headers=admin,
-                                      json={"password": NEW_PASSWORD})
-        assert status == 200
-        await rec.request("POST", "/api/agents", headers=admin, json={
-            "login": "x", "display_name": "x", "password": "short"})
+            # replies: one refused by Telegram (401), one while Telegram is unreachable
+            convs = json.loads((await rec.request("GET", "/api/conversations",
+                                                  headers=agent))[1])["items"]
+            text_conv = next(c for c in convs if c["contact"]["handle"].startswith("load_"))
+            doc_conv = next(c for c in convs if c is not text_conv)
+            tg.fail(BOT_TOKEN, "sendMessage", 401, times=None)
+            await rec.request("POST", f"/api/conversations/{text_conv['id']}/messages",
+                              headers=agent, json={"text": "refused"})
 
-        # replies: one refused by Telegram (401), one while Telegram is unreachable
-        convs = json.loads((await rec.request("GET", "/api/conversations",
-                                              headers=agent))[1])["items"]
-        text_conv = next(c for c in convs if c["contact"]["handle"].startswith("load_"))
-        doc_conv = next(c for c in convs if c is not text_conv)
-        tg.fail(BOT_TOKEN, "sendMessage", 401, times=None)
-        await rec.request("POST", f"/api/conversations/{text_conv['id']}/messages",
-                          headers=agent, json={"text": "refused"})
+            async def failed() -> bool:
+                return await db.messages.count_documents({"delivery.state": "failed"}) == 1
+            await wait_until(failed, 30, "the refused reply to fail")
+            tg.clear_failures()
+            messages = json.loads((await rec.request(
+                "GET", f"/api/conversations/{doc_conv['id']}/messages", headers=agent))[1])
+            document = next(m for m in messages["items"] if m["attachments"])
+            tg.fail(BOT_TOKEN, "getFile", 400, description="Bad Request: invalid file_id")
+            await rec.request("GET", document["attachments"][0]["url"], headers=agent)
+            await tg.stop()  # Telegram unreachable from here on
+            await rec.request("GET", document["attachments"][0]["url"], headers=agent)
+            await rec.request("POST", f"/api/conversations/{doc_conv['id']}/messages",
+                              headers=agent, json={"text": "unreachable"})
 
-        async def failed() -> bool:
-            return await db.messages.count_documents({"delivery.state": "failed"}) == 1
-        await wait_until(failed, 30, "the refused reply to fail")
-        tg.clear_failures()
-        messages = json.loads((await rec.request(
-            "GET", f"/api/conversations/{doc_conv['id']}/messages", headers=agent))[1])
-        document = next(m for m in messages["items"] if m["attachments"])
-        tg.fail(BOT_TOKEN, "getFile", 400, description="Bad Request: invalid file_id")
-        await rec.request("GET", document["attachments"][0]["url"], headers=agent)
-        await tg.stop()  # Telegram unreachable from here on
-        await rec.request("GET", document["attachments"][0]["url"], headers=agent)
-        await rec.request("POST", f"/api/conversations/{doc_conv['id']}/messages",
-                          headers=agent, json={"text": "unreachable"})
+            async def retried() -> bool:
+                doc = await db.messages.find_one({"text": "unreachable"})
+                return bool(doc and doc["delivery"]["attempts"] >= 2)
+            await wait_until(retried, 30, "the unreachable reply to be retried")
 
-        async def retried() -> bool:
-            doc = await db.messages.find_one({"text": "unreachable"})
-            return bool(doc and doc["delivery"]["attempts"] >= 2)
-        await wait_until(retried, 30, "the unreachable reply to be retried")
+            # the browser: a wrong password, the right one, then every page
+            _, page = await rec.request("GET", "/login")
+            csrf = _CSRF.search(page)
+            assert csrf is not None
+            await rec.request("POST", "/login", data={"login": "chaos-admin",
+                                                      "password": MISTYPED_PASSWORD,
+                                                      "csrf": csrf.group(1), "next": "/"})
+            _, page = await rec.request("GET", "/login")
+            csrf = _CSRF.search(page)
+            assert csrf is not None
+            status, _ = await rec.request("POST", "/login", data={
+                "login": "chaos-admin", "password": ADMIN_PASSWORD, "csrf": csrf.group(1),
+                "next": "/"})
+            assert status == 302
+            session = http.cookie_jar.filter_cookies(URL(serve.url)).get("sb_session")
+            assert session is not None
+            for path in ("/", f"/conversations/{text_conv['id']}",
+                         f"/conversations/{doc_conv['id']}", "/admin/accounts", "/admin/agents",
+                         "/admin/audit"):
+                status, _ = await rec.request("GET", path)
+                assert status == 200, path
+            _, page = await rec.request("GET", "/admin/accounts")
+            csrf = _CSRF.search(page)
+            assert csrf is not None
+            await rec.request("POST", "/admin/accounts", data={
+                "csrf": csrf.group(1), "platform": "telegram", "name": "form bot",
+                "cred.telegram.bot_token": WRONG_TOKEN, "api_base_url": "http://127.0.0.1:9"})
 
-        # the browser: a wrong password, the right one, then every page
-        _, page = await rec.request("GET", "/login")
-        csrf = _CSRF.search(page)
-        assert csrf is not None
-        await rec.request("POST", "/login", data={"login": "chaos-admin",
-                                                  "password": MISTYPED_PASSWORD,
-                                                  "csrf": csrf.group(1), "next": "/"})
-        _, page = await rec.request("GET", "/login")
-        csrf = _CSRF.search(page)
-        assert csrf is not None
-        status, _ = await rec.request("POST", "/login", data={
-            "login": "chaos-admin", "password": ADMIN_PASSWORD, "csrf": csrf.group(1),
-            "next": "/"})
-        assert status == 302
-        session = http.cookie_jar.filter_cookies(URL(serve.url)).get("sb_session")
-        assert session is not None
-        for path in ("/", f"/conversations/{text_conv['id']}", f"/conversations/{doc_conv['id']}",
-                     "/admin/accounts", "/admin/agents", "/admin/audit"):
-            status, _ = await rec.request("GET", path)
-            assert status == 200, path
-        _, page = await rec.request("GET", "/admin/accounts")
-        csrf = _CSRF.search(page)
-        assert csrf is not None
-        await rec.request("POST", "/admin/accounts", data={
-            "csrf": csrf.group(1), "platform": "telegram", "name": "form bot",
-            "cred.telegram.bot_token": WRONG_TOKEN, "api_base_url": "http://127.0.0.1:9"})
-
-        # every API read, as each role
-        for headers in (admin, agent):
-            for path in ("/api/me", "/api/agents", "/api/tokens", "/api/accounts",
-                         f"/api/accounts/{account_id}", "/api/audit", "/api/conversations",
-                         f"/api/conversations/{text_conv['id']}",
-                         f"/api/conversations/{text_conv['id']}/messages",
-                         f"/api/conversations/{doc_conv['id']}/messages",
-                         f"/api/conversations/{text_conv['id']}/compose",
-                         "/api/platforms", "/api/openapi.json", "/healthz", "/metrics"):
-                await rec.request("GET", path, headers=headers)
-        status, _ = await rec.request("POST", "/api/tokens", headers=agent, exempt=True,
-                                      json={"name": "shown once"})
-        assert status == 201
-    await serve.stop()
+            # every API read, as each role
+            for headers in (admin, agent):
+                for path in ("/api/me", "/api/agents", "/api/tokens", "/api/accounts",
+                             f"/api/accounts/{account_id}", "/api/audit", "/api/conversations",
+                             f"/api/conversations/{text_conv['id']}",
+                             f"/api/conversations/{text_conv['id']}/messages",
+                             f"/api/conversations/{doc_conv['id']}/messages",
+                             f"/api/conversations/{text_conv['id']}/compose",
+                             "/api/platforms", "/api/openapi.json", "/healthz", "/metrics"):
+                    await rec.request("GET", path, headers=headers)
+            status, _ = await rec.request("POST", "/api/tokens", headers=agent, exempt=True,
+                                          json={"name": "shown once"})
+            assert status == 201
+    finally:
+        await serve.stop()
 
     secrets = {
         "bot token": BOT_TOKEN, "bot token secret part": BOT_TOKEN.split(":")[1],

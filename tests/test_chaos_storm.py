@@ -27,7 +27,7 @@ async def test_a_storm_on_one_bot_does_not_hold_up_another(
                                        replies_per_conversation=4)
     print(figures.line())
     assert figures.calm_delivered_during_storm == 12
-    assert figures.calm_latency_max_s < 1.0
+    assert figures.calm_latency_max_s < 2.0  # not held up for the storm (4 s)
     assert {"429", "500", "502"} <= set(figures.stormy_failed_calls)
     assert figures.stormy_order_violations == 0
     assert figures.duplicates == 0 and figures.failed == 0

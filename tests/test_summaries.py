@@ -1,4 +1,4 @@
-"""Conversation summaries behind the acknowledgement: coalesced, idempotent, repaired after a crash."""
+"""Summaries behind the acknowledgement: coalesced, idempotent, repaired after a crash."""
 
 from __future__ import annotations
 
@@ -100,3 +100,18 @@ async def test_a_live_process_is_left_alone(db: Database) -> None:
     await live.settle()
     conv = await db.conversations.find_one({})
     assert conv is not None and conv["message_count"] == 1
+
+
+async def test_a_round_that_fails_for_good_is_recounted(store: Store) -> None:
+    await store.ingest(inbound(1))
+    await store.settle()
+
+    async def broken(*_: Any) -> None:
+        raise ValueError("the database refused the update")
+
+    store.ingestor.summaries._apply_round = broken  # type: ignore[method-assign]
+    await store.ingest(inbound(2, text="still counted"))
+    await store.settle()
+    conv = await store.db.conversations.find_one({})
+    assert conv is not None and conv["message_count"] == 2 and conv["unread"] == 2
+    assert conv["preview"] == "still counted"

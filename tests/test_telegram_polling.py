@@ -85,7 +85,7 @@ async def test_a_round_that_fails_to_store_is_fetched_again(e2e: Live,
 async def test_only_one_process_polls_an_account(e2e: Live, tg: TelegramSandbox) -> None:
     account = await add_account(e2e, tg, mode="polling")
     connector = await e2e.services.channels.get(account["id"])
-    other = Poller(connector, e2e.services.db)  # type: ignore[arg-type]
+    other = Poller(connector, e2e.services.db, owner="another-process")  # type: ignore[arg-type]
     assert not await other.take_lease()
 
 

@@ -32,8 +32,11 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 def _op(summary: str, ok: dict[str, Any], *, role: str = "agent", body: dict[str, Any] | None
         = None, params: list[dict[str, Any]] | None = None, status: str = "200",
         errors: tuple[str, ...] = ("400", "401", "403", "404")) -> dict[str, Any]:
+    # every operation can meet an unavailable database (web/errors.py: 503 + Retry-After), and
+    # every one with a body can meet the size limit (413)
+    more = ("413", "503") if body is not None else ("503",)
     op: dict[str, Any] = {"summary": summary, "x-required-role": role,
-                          "responses": {status: ok, **{e: _ERROR for e in errors}}}
+                          "responses": {status: ok, **{e: _ERROR for e in (*errors, *more)}}}
     if body is not None:
         op["requestBody"] = {"required": True,
                              "content": {"application/json": {"schema": body}}}
@@ -72,7 +75,10 @@ SCHEMAS: dict[str, Any] = {
         "attachments": {"type": "array", "items": {"type": "object"}},
         "delivery": {"type": ["object", "null"], "properties": {
             "state": {"enum": ["queued", "sending", "sent", "retry_wait", "failed"]},
-            "attempts": {"type": "integer"}, "error": {"type": ["object", "null"]}}}},
+            "attempts": {"type": "integer"}, "error": {"type": ["object", "null"]},
+            "possibly_duplicated": {"type": "boolean", "description": (
+                "an earlier attempt's outcome was unknown (its worker died or stalled past "
+                "its lease), so the customer may have received this reply twice")}}}},
         ["id", "direction", "text", "author", "agent_name", "external_id", "platform_ts",
          "attachments", "delivery"]),
     "Account": _obj({
@@ -112,6 +118,25 @@ SCHEMAS: dict[str, Any] = {
         "assignee_id": _NULLABLE_STR}, additionalProperties=False, minProperties=1),
     "ReplyCreate": _obj({"text": {"type": "string", "minLength": 1}}, ["text"],
                         additionalProperties=False),
+    "AuditEntry": _obj({
+        "id": {"type": "string"}, "at": {"type": "string"}, "actor": _NULLABLE_STR,
+        "action": {"type": "string"}, "target": _NULLABLE_STR, "address": _NULLABLE_STR,
+        "details": {"type": "object"}}, ["id", "at", "action", "details"]),
+    "Platform": _obj({
+        "platform": {"type": "string"}, "modes": {"type": "array", "items": {"type": "string"}},
+        "text_limit": {"type": "integer"},
+        "credentials": {"type": "array", "items": _obj({
+            "name": {"type": "string"}, "label": {"type": "string"},
+            "secret": {"type": "boolean"}, "required": {"type": "boolean"},
+            "pattern": _NULLABLE_STR, "help": {"type": "string"}})}},
+        ["platform", "modes", "text_limit", "credentials"]),
+    "Compose": _obj({
+        "agent_name": {"type": "string"}, "agent_title": _NULLABLE_STR,
+        "brand": {"type": "string"}, "platform": {"type": "string"},
+        "text_limit": {"type": "integer"}, "first_reply": {"type": "boolean"},
+        "before": {"type": "string"}, "after": {"type": "string"},
+        "overhead": {"type": "integer"}, "username": _NULLABLE_STR},
+        ["agent_name", "platform", "text_limit", "before", "after", "overhead"]),
     "Token": _obj({"id": {"type": "string"}, "name": {"type": "string"},
                    "created_at": {"type": "string"}, "token": {"type": "string"}},
                   ["id", "name"]),
@@ -182,10 +207,33 @@ def openapi_document() -> dict[str, Any]:
                                   additionalProperties=False), status="201")},
         "/api/tokens/{id}": {"delete": _op("Revoke an API token", {"description": "Revoked"},
                                            params=[_ID], status="204")},
-        "/api/audit": {"get": _op("Audit log, newest first",
-                                  _json(_obj({"items": {"type": "array"}})), role="admin",
-                                  params=[_query("limit", {"type": "integer", "minimum": 1,
-                                                           "maximum": 200})])},
+        "/api/audit": {"get": _op("Audit log, newest first; next_cursor pages to older ones",
+                                  _json(_page("AuditEntry")), role="admin", params=_PAGING)},
+        "/api/platforms": {"get": _op(
+            "The platforms this server can connect, with their credential fields",
+            _json(_obj({"items": {"type": "array", "items": _ref("Platform")}}, ["items"])))},
+        "/api/conversations/{id}/compose": {"get": _op(
+            "What the customer will see around the agent's text (signature, greeting)",
+            _json(_ref("Compose")), params=[_ID])},
+        "/api/messages/{id}/attachments/{index}": {"get": _op(
+            "The file behind an attachment, fetched from the platform by the server",
+            {"description": "The file", "content": {
+                t: {"schema": {"type": "string", "format": "binary"}} for t in (
+                    "application/octet-stream", "image/jpeg", "image/png", "image/gif",
+                    "image/webp")}},
+            params=[_ID, {"name": "index", "in": "path", "required": True,
+                          "schema": {"type": "string"}}],
+            errors=("400", "401", "403", "404", "502"))},
+        "/api/events": {"get": _op(
+            "Server-sent events: conversation and message changes, as they happen",
+            {"description": "An endless text/event-stream",
+             "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            params=[_query("types", {"type": "string",
+                                     "description": "comma-separated: conversation,message"}),
+                    _query("conversation", {"type": "string"}),
+                    _query("since", {"type": "string",
+                                     "description": "resume after this event id (or send "
+                                                    "Last-Event-ID)"})])},
     }
     return {
         "openapi": "3.1.0",

@@ -95,6 +95,8 @@ async def stop_services(services: Services) -> None:
     if services.worker is not None:
         await services.worker.stop()
     await services.channels.stop_all()
+    # write the conversation summaries still behind the acknowledged messages (inbox/summaries.py)
+    await services.store.close()
     await services.client.close()
 
 

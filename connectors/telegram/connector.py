@@ -11,6 +11,7 @@ import contextlib
 import hmac
 import json
 import logging
+import uuid
 import warnings
 from collections.abc import Mapping
 from datetime import timedelta
@@ -119,6 +120,7 @@ class TelegramConnector:
         )
         self._initialised = False
         self._poller: Poller | None = None
+        self.poller_owner = uuid.uuid4().hex
         self.bot_id = account.platform_id
 
     def __repr__(self) -> str:

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +32,14 @@ POLL_TIMEOUT = 20
 
 class Poller:
     def __init__(self, connector: TelegramConnector, db: Database,
-                 poll_timeout: int = POLL_TIMEOUT) -> None:
+                 poll_timeout: int = POLL_TIMEOUT, owner: str | None = None) -> None:
         self.connector = connector
         self.db = db
         self.clock = DbClock(db)
-        self.owner = uuid.uuid4().hex
+        # One owner per connector, not per start: a lease renewal still in flight when a stop
+        # cancelled it may land after the stop released the lease, and must not lock out the
+        # same process's next start for a whole lease.
+        self.owner = owner or connector.poller_owner
         self.poll_timeout = poll_timeout
         self._task: asyncio.Task[None] | None = None
         self.rounds = 0

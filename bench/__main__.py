@@ -1,0 +1,234 @@
+"""`python -m bench` — Switchboard's benchmarks in one run: one table, bench/results.json.
+
+Starts the embedded database (or uses --mongodb-uri), the Telegram sandbox and
+`switchboard serve` as child processes on loopback, drives them from this process, and stops
+them all. Figures run in the order ingest, live updates, replies, inbox queries; the queries
+figure seeds as large an inbox as the time budget leaves room for (see bench/fig_queries.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import fig_ingest, fig_live, fig_queries, fig_replies
+from bench.cluster import Cluster
+from bench.stats import Clock, fmt, machine, table
+
+HERE = Path(__file__).resolve().parent
+FIGURES = ("ingest", "live", "replies", "queries")
+DEFAULT_SIZES = [10_000, 100_000, 1_000_000]
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--mongodb-uri", default=os.environ.get("SWITCHBOARD_BENCH_MONGODB_URI"),
+                   help="run against this MongoDB (a scratch database is created and dropped) "
+                        "instead of the embedded server")
+    p.add_argument("--budget", type=float, default=570.0,
+                   help="seconds the whole run may take (default 570, i.e. under 10 minutes)")
+    p.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES),
+                   help="message counts for the inbox-query figure (default 10k,100k,1M)")
+    p.add_argument("--only", default=",".join(FIGURES),
+                   help=f"a comma-separated subset of {', '.join(FIGURES)}")
+    p.add_argument("--out", default=str(HERE / "results.json"))
+    p.add_argument("--profile", action="store_true",
+                   help="record py-spy flame graphs of server and database during ingest c=64 "
+                        "(needs `pip install py-spy`; written next to --out)")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny sizes, a few seconds: checks the benchmark code, measures nothing")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
+    return p.parse_args(argv)
+
+
+def _params(quick: bool) -> dict[str, dict[str, Any]]:
+    if quick:
+        return {
+            "ingest": {"levels": (1, 4), "seconds": 1.0, "chats": 20, "baseline_seconds": 0.5,
+                       "adjacent_seconds": 0.4},
+            "live": {"clients": 5, "updates": 5, "gap": 0.01},
+            "replies": {"idle_n": 3, "replies": 10, "concurrency": 2, "conversations": 4},
+            "queries": {"calls": 3},
+        }
+    return {
+        "ingest": {"levels": (1, 16, 64), "seconds": 12.0, "chats": 1000,
+                   "baseline_seconds": 4.0, "adjacent_seconds": 3.0},
+        "live": {"clients": 100, "updates": 150, "gap": 0.05},
+        "replies": {"idle_n": 40, "replies": 300, "concurrency": 8, "conversations": 40},
+        "queries": {"calls": 60},
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    clock = Clock(args.budget)
+    only = [f.strip() for f in args.only.split(",") if f.strip()]
+    unknown = set(only) - set(FIGURES)
+    if unknown:
+        raise SystemExit(f"unknown figure(s): {', '.join(sorted(unknown))}")
+    params = _params(args.quick)
+    sizes = [500, 1500] if args.quick else [int(s) for s in args.sizes.split(",")]
+    results: dict[str, Any] = {
+        "command": "python -m bench " + " ".join(sys.argv[1:]),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        "database": "mongodb-uri" if args.mongodb_uri else
+                    "embedded SecantusDB (secantusd-py --sync-on-commit, on disk)",
+        "figures": {},
+    }
+    async with Cluster(mongodb_uri=args.mongodb_uri, keep=args.keep) as cluster:
+        results["database_version"] = (await cluster.client.server_info()).get("version") \
+            if cluster.client else None
+        for name in FIGURES:
+            if name not in only:
+                continue
+            started = time.monotonic()
+            load_before = os.getloadavg()[0]
+            print(f"[{clock.elapsed():5.0f} s] {name} …", file=sys.stderr, flush=True)
+            if name == "ingest":
+                out = await fig_ingest.run(
+                    cluster, **params["ingest"], profile_at=64 if args.profile else None,
+                    profile_dir=Path(args.out).parent / "profiles")
+            elif name == "live":
+                out = await fig_live.run(cluster, **params["live"])
+            elif name == "replies":
+                out = await fig_replies.run(cluster, **params["replies"])
+            else:
+                budget = clock.left() - 15  # leave time to stop everything
+                out = await fig_queries.run(cluster, sizes=sizes, budget_s=budget,
+                                            **params["queries"])
+            out["seconds"] = round(time.monotonic() - started, 1)
+            out["loadavg_1min_before_after"] = [round(load_before, 2),
+                                                round(os.getloadavg()[0], 2)]
+            results["figures"][name] = out
+    results["seconds"] = round(clock.elapsed(), 1)
+    return results
+
+
+# ---------------------------------------------------------------------- the table
+
+
+def _verdict(ok: bool | None) -> str:
+    return "" if ok is None else (" — met" if ok else " — missed")
+
+
+def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    figs = results["figures"]
+    out: list[tuple[str, str, str, str]] = []
+    if "ingest" in figs:
+        f = figs["ingest"]
+        b = f["baseline"]
+        out.append(("1 ingest", "baseline: raw insert_one, 1 async client, c=1 / c=64",
+                    f"{fmt(b['insert_one_c1']['docs_per_s'])} / "
+                    f"{fmt(b['insert_one_c64']['docs_per_s'])} docs/s", "—"))
+        m = b["insert_many_64"]
+        out.append(("1 ingest", "database ceiling: insert_many of 64, 1 client",
+                    f"{fmt(m['docs_per_s'])} docs/s, {fmt(m['p50_ms'])} ms per batch", "—"))
+        w = f["warmup_new_conversations"]
+        out.append(("1 ingest", f"warm-up: first message of {f['chats']} new chats, c=32",
+                    f"{fmt(w['updates_per_s'])} updates/s, p99 {fmt(w['p99_ms'])} ms", "—"))
+        for level in f["levels"]:
+            c = level["concurrency"]
+            ratio = level["ratio_to_baseline"]
+            text = (f"{fmt(level['updates_per_s'])} updates/s = {ratio:.2f}× the baseline "
+                    f"around it ({fmt(level['baseline_adjacent_docs_per_s'])}/s); "
+                    f"p50/p95/p99 {fmt(level['p50_ms'])}/{fmt(level['p95_ms'])}/"
+                    f"{fmt(level['p99_ms'])} ms")
+            target = "—"
+            if c == max(lv["concurrency"] for lv in f["levels"]):
+                met = ratio >= 1.0 and (level["p99_ms"] or 1e9) < 50
+                target = "≥ 1.0×, p99 < 50 ms" + _verdict(met)
+            out.append(("1 ingest", f"webhooks end to end, concurrency {c}", text, target))
+        last = f["levels"][-1]
+        out.append(("1 ingest", "summaries caught up after the last level",
+                    f"{fmt(last['summaries_settled_s'])} s", "—"))
+    if "queries" in figs:
+        f = figs["queries"]
+        sizes = f["sizes"]
+        if sizes:
+            small, large = sizes[0], sizes[-1]
+            for key, label in (("open_first_page", "open, newest first, 50"),
+                               ("open_next_page", "next page by cursor (pages 2-10)"),
+                               ("messages_latest_50_large", "latest 50 messages, largest conv."),
+                               ("messages_latest_50_typical", "latest 50 messages, typical conv.")):
+                parts = [f"{_size(s['messages'])}: {fmt(s[key]['p50_ms'])}/"
+                         f"{fmt(s[key]['p95_ms'])} ms" for s in sizes]
+                ratio = (large[key]["p95_ms"] or 0) / (small[key]["p95_ms"] or 1)
+                target = (f"p95 {_size(large['messages'])} ≤ 2× p95 "
+                          f"{_size(small['messages'])}: {ratio:.2f}×"
+                          + _verdict(ratio <= 2.0))
+                out.append(("2 queries", f"{label}, p50/p95", " · ".join(parts), target))
+                plans = [s[key]["plan"] for s in sizes]
+                docs = " / ".join(fmt(p["docs_examined_per_call"]["p50"]) for p in plans)
+                ix = "IXSCAN " + ",".join(sorted({i for p in plans for i in p["indexes"]})) \
+                    if all(p["all_ixscan"] for p in plans) else "NOT all index scans"
+                out.append(("2 queries", "  plan, docs examined per call (p50, by size)",
+                            f"{ix}; {docs}", "—"))
+        for skipped in f.get("skipped", []):
+            out.append(("2 queries", f"{_size(skipped['messages'])} messages: not run",
+                        skipped["reason"], "—"))
+    if "live" in figs:
+        f = figs["live"]
+        lat = f["latency_from_200"]
+        out.append(("3 live", f"webhook 200 → SSE event, {f['connected']} clients",
+                    f"p50/p95/p99 {fmt(lat['p50_ms'])}/{fmt(lat['p95_ms'])}/"
+                    f"{fmt(lat['p99_ms'])} ms ({f['deliveries_missing']} of "
+                    f"{f['deliveries_expected']} missing)",
+                    "p95 < 250 ms" + _verdict((lat["p95_ms"] or 1e9) < 250
+                                              and f["deliveries_missing"] == 0)))
+        rss = f["server_rss_mib"]["with_clients"]
+        out.append(("3 live", "server RSS with the clients (VmRSS, server process only)",
+                    f"{fmt(rss)} MiB (database process, not included: "
+                    f"{fmt(f['database_rss_mib'])} MiB)",
+                    "< 200 MB" + _verdict(rss is not None and rss * 1.048576 < 200)))
+    if "replies" in figs:
+        f = figs["replies"]
+        idle = f["idle"]
+        out.append(("4 replies", "POST → sandbox has it, idle",
+                    f"p50/p95 {fmt(idle['p50_ms'])}/{fmt(idle['p95_ms'])} ms",
+                    "p95 < 300 ms" + _verdict((idle["p95_ms"] or 1e9) < 300)))
+        for key, label in (("sustained_no_429", "sustained, no 429s"),
+                           ("sustained_10pct_429", "sustained, 10% answered 429")):
+            s = f[key]
+            out.append(("4 replies", f"{label}: {s['replies']} replies, {s['concurrency']} "
+                        "posters", f"{fmt(s['replies_per_s'])} replies/s; {s['answered_429']} "
+                        f"429s; exactly once: {'yes' if s['exactly_once'] else 'NO'}",
+                        "all delivered exactly once" + _verdict(s["exactly_once"])
+                        if key == "sustained_10pct_429" else "—"))
+    return out
+
+
+def _size(n: int) -> str:
+    return f"{n // 1_000_000}M" if n >= 1_000_000 and n % 1_000_000 == 0 else \
+        f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else f"{n:,}"
+
+
+def render(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    head = (f"Switchboard benchmarks — {results['started_at']}, {results['seconds']} s, "
+            f"{results['database']}\nmachine: {m['nproc']} CPUs ({m['cpu']}), "
+            f"{m['memory_gib']} GiB RAM, Python {m['python']}, Linux {m['kernel']}, "
+            f"load average at start {m['loadavg_at_start'][0]}")
+    return head + "\n\n" + table(rows(results))
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    logging.basicConfig(level=logging.WARNING)
+    results = asyncio.run(main(args))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str) + "\n")
+    print(render(results))
+    print(f"\nwritten: {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,25 @@
+"""The benchmark code runs end to end at tiny sizes (no timing is asserted: see bench/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import main, parse, render
+
+
+@pytest.mark.timeout(240)
+async def test_quick_benchmark_run_produces_every_figure(mongo_uri: str, tmp_path: Path) -> None:
+    args = parse(["--quick", "--mongodb-uri", mongo_uri, "--out", str(tmp_path / "r.json")])
+    results = await main(args)
+    figures = results["figures"]
+    assert set(figures) == {"ingest", "live", "replies", "queries"}
+    ingest = figures["ingest"]
+    assert ingest["messages_in_db"] == ingest["messages_acked"] > 0
+    assert all(level["errors"] == {} for level in ingest["levels"])
+    assert [s["messages"] for s in figures["queries"]["sizes"]] == [500, 1500]
+    assert all(s["open_first_page"]["plan"]["all_ixscan"] for s in figures["queries"]["sizes"])
+    assert figures["live"]["deliveries_missing"] == 0
+    assert figures["replies"]["sustained_10pct_429"]["exactly_once"]
+    assert "| 4 replies |" in render(results)
