@@ -2,7 +2,7 @@
 
 Each one drives a real `switchboard serve` process (tests.chaos.Serve), asserts the promise —
 acknowledged ⇒ stored, redelivered ⇒ stored once, replies delivered with every duplicate inside
-the documented window — and returns the figures it measured for docs/guarantees.md.
+the documented window — and returns the figures it measured for the README's Guarantees section.
 """
 
 from __future__ import annotations
