@@ -138,7 +138,8 @@ async def test_poller_lease_survives_a_wall_clock_step(store: Store, tg: Telegra
                                                         wall: type[SteppedClock]) -> None:
     """Pollers use inbox.clock.DbClock: database time, advanced with the monotonic clock."""
     connector, _ = await account_and_conversation(store, tg)
-    first, second = Poller(connector, store.db), Poller(connector, store.db)
+    first = Poller(connector, store.db, owner="process-1")
+    second = Poller(connector, store.db, owner="process-2")
     assert await first.take_lease()
     before = await second.clock.now()  # sampled before the step
     wall.step = timedelta(minutes=10)
