@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -86,7 +88,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     }
     async with Cluster(mongodb_uri=args.mongodb_uri, keep=args.keep) as cluster:
         results["database_version"] = (await cluster.client.server_info()).get("version") \
-            if cluster.client else None
+            if cluster.client else None  # the MongoDB version the server says it speaks
+        if not args.mongodb_uri:
+            with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+                version = importlib.metadata.version("SecantusDB")
+                results["embedded_package"] = f"SecantusDB {version}"
         for name in FIGURES:
             if name not in only:
                 continue
