@@ -31,7 +31,7 @@ from bson import ObjectId
 
 from bench.cluster import BOT_ID, Cluster
 from bench.stats import CpuMeter, summary_ms, telegram_update
-from connectors.telegram.normalise import normalise
+from connectors.telegram.normalise import normalise_update as normalise
 from inbox.db import Database, Doc, ensure_indexes
 from inbox.ingest import message_doc
 from inbox.models import AccountId, InboundMessage

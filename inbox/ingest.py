@@ -66,6 +66,9 @@ def message_doc(msg: InboundMessage, oid: ObjectId, conversation_id: str,
         "received_at": received_at,
         "edited": msg.is_edit,
         "edited_at": msg.edited_at or msg.platform_ts,
+        "html": msg.html,
+        "full_text": msg.full_text,
+        "reply_route": msg.reply_route,
         "raw": msg.raw,
     }
 
@@ -238,6 +241,7 @@ class Ingestor:
         doc = await self.db.messages.find_one_and_update(
             {**flt, "edited_at": {"$lt": msg.edited_at}},
             {"$set": {"text": msg.text, "edited": True, "edited_at": msg.edited_at,
+                      "html": msg.html, "full_text": msg.full_text,
                       "attachments": [a.as_doc() for a in msg.attachments]}},
             projection={"_id": 1, "conversation_id": 1})
         if doc is None:
@@ -249,10 +253,11 @@ class Ingestor:
     # ------------------------------------------------------------------ conversations, contacts
 
     async def _conversation_ids(self, msgs: list[InboundMessage], now: datetime) -> list[str]:
+        """Each message's conversation: the one holding any of its thread keys, else new."""
         missing: dict[tuple[str, str], InboundMessage] = {}
         for msg in msgs:
             key: tuple[str, str] = (msg.account_id, msg.thread_key)
-            if self._conversations.get(key) is None and key not in missing:
+            if self._known(msg) is None and key not in missing:
                 missing[key] = msg
         if missing:
             for found, conv_id in (await self._find_or_create_conversations(missing,
@@ -260,27 +265,67 @@ class Ingestor:
                 self._conversations.put(found, conv_id)
         out = []
         for msg in msgs:
-            known = self._conversations.get((msg.account_id, msg.thread_key))
+            known = self._known(msg)
             assert known is not None
             out.append(known)
+            if msg.thread_aliases:
+                await self._learn_aliases(msg, known)
         return out
 
-    async def _find_conversations(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    def _known(self, msg: InboundMessage) -> str | None:
+        for key in msg.thread_keys:
+            conv_id = self._conversations.get((msg.account_id, key))
+            if conv_id is not None:
+                return conv_id
+        return None
+
+    async def _learn_aliases(self, msg: InboundMessage, conv_id: str) -> None:
+        """The conversation takes the thread keys it did not hold yet (an email's own
+        Message-ID, which the customer's next reply will reference)."""
+        new = [k for k in msg.thread_keys
+               if self._conversations.get((msg.account_id, k)) != conv_id]
+        if not new:
+            return
+        await self.db.conversations.update_one(
+            {"_id": ObjectId(conv_id)}, {"$addToSet": {"thread_keys": {"$each": new}}})
+        for key in new:
+            self._conversations.put((msg.account_id, key), conv_id)
+
+    async def _find_conversations(self, wanted: list[InboundMessage],
+                                  ) -> dict[tuple[str, str], str]:
+        """(account, thread_key) → conversation for each message, by its primary key or by
+        any of its aliases; every key a found conversation holds is returned too."""
         found: dict[tuple[str, str], str] = {}
-        by_account: dict[str, list[str]] = {}
-        for account, thread in keys:
-            by_account.setdefault(account, []).append(thread)
+        by_account: dict[str, set[str]] = {}
+        aliased: dict[str, set[str]] = {}
+        for msg in wanted:
+            by_account.setdefault(msg.account_id, set()).add(msg.thread_key)
+            if msg.thread_aliases:
+                aliased.setdefault(msg.account_id, set()).update(msg.thread_keys)
         for account, threads in by_account.items():
             async for doc in self.db.conversations.find(
-                    {"account_id": account, "thread_key": {"$in": threads}},
+                    {"account_id": account, "thread_key": {"$in": sorted(threads)}},
                     {"_id": 1, "account_id": 1, "thread_key": 1}):
                 found[(doc["account_id"], doc["thread_key"])] = str(doc["_id"])
+        for account, keys in aliased.items():
+            async for doc in self.db.conversations.find(
+                    {"account_id": account, "thread_keys": {"$in": sorted(keys)}},
+                    {"_id": 1, "account_id": 1, "thread_key": 1, "thread_keys": 1}):
+                for key in [doc["thread_key"], *(doc.get("thread_keys") or [])]:
+                    found.setdefault((account, key), str(doc["_id"]))
+        for msg in wanted:  # a message found by an alias answers for its primary key too
+            key = (msg.account_id, msg.thread_key)
+            if key not in found:
+                hit = next((found[(msg.account_id, k)] for k in msg.thread_keys
+                            if (msg.account_id, k) in found), None)
+                if hit is not None:
+                    found[key] = hit
         return found
 
     async def _find_or_create_conversations(
             self, wanted: dict[tuple[str, str], InboundMessage],
             now: datetime) -> dict[tuple[str, str], str]:
-        found = await self._find_conversations(list(wanted))
+        found = await self._find_conversations(list(wanted.values()))
         new = {key: msg for key, msg in wanted.items() if key not in found}
         if not new:
             return found
@@ -290,12 +335,14 @@ class Ingestor:
             oid = ObjectId()
             docs.append({
                 "_id": oid, "account_id": account, "thread_key": thread,
+                "thread_keys": list(msg.thread_keys),
                 "platform": msg.platform, "kind": msg.kind,
                 "contact_id": contacts[(msg.account_id, msg.author.user_id)],
                 "title": msg.thread_title, "status": "open", "assignee_id": None, "team": None,
                 "labels": [], "created_at": now, "last_message_at": now, "sk": make_sk(now, oid),
                 "first_sk": make_sk(msg.platform_ts, oid), "preview": "", "unread": 0,
                 "message_count": 0, "first_response_at": None, "last_inbound_at": now,
+                "customer_locale": msg.author.locale,
             })
         taken: set[int] = set()
         try:
@@ -308,10 +355,13 @@ class Ingestor:
                 {"_id": "inbox"}, {"$min": {"floor_sk": min(d["sk"] for d in created)}},
                 upsert=True)
         for doc in created:
+            for key in doc["thread_keys"]:
+                found.setdefault((doc["account_id"], key), str(doc["_id"]))
             found[(doc["account_id"], doc["thread_key"])] = str(doc["_id"])
         if taken:
-            found.update(await self._find_conversations(
-                [(docs[i]["account_id"], docs[i]["thread_key"]) for i in taken]))
+            found.update(await self._find_conversations([new[(docs[i]["account_id"],
+                                                               docs[i]["thread_key"])]
+                                                         for i in taken]))
         return found
 
     async def _find_contacts(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
@@ -349,6 +399,7 @@ class Ingestor:
                         "user_id": msg.author.user_id, "handle": msg.author.handle}
             docs.append({"_id": ObjectId(), "name": msg.author.name,
                          "handle": msg.author.handle, "identities": [identity],
+                         "locale": msg.author.locale, "avatar_url": msg.author.avatar_url,
                          "merged_into": None, "created_at": datetime.now(UTC)})
         taken: set[int] = set()
         if docs:

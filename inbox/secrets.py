@@ -9,15 +9,19 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from pydantic import SecretStr
 
 
-class Secret(str):
-    """A string that never shows itself in a repr, a log line or an f-string with !r."""
+class Secret(SecretStr):
+    """A credential: masked in `str()`, `repr()`, `format()`, f-strings and pydantic's JSON;
+    `json.dumps` refuses it outright. `get_secret_value()` for the one library call that needs
+    it. (pydantic's SecretStr, with a shorter mask.)"""
 
-    __slots__ = ()
+    def _display(self) -> str:
+        return "***"
 
-    def __repr__(self) -> str:
-        return "'***'"
+    def __format__(self, spec: str) -> str:
+        return "***"
 
 
 class CredentialBox:

@@ -9,10 +9,18 @@ from typing import Any
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from inbox.db import Database, Doc, ensure_indexes
 from inbox.ingest import Ingestor, IngestResult
-from inbox.models import CONVERSATION_STATUSES, InboundMessage
+from inbox.models import (
+    CONVERSATION_STATUSES,
+    Author,
+    InboundMessage,
+    Interaction,
+    MessageDeleted,
+    ReactionChanged,
+)
 from inbox.paging import WINDOW_MARGIN, WindowedPager, decode_cursor, make_sk, sk_micros
 
 UNASSIGNED = "none"
@@ -69,6 +77,70 @@ class Store:
         Its conversation's summary (activity, preview, unread, reopen) follows a moment later,
         behind the acknowledgement; `settle()` waits for it."""
         return await self.ingestor.ingest(msg)
+
+    async def apply_delete(self, event: MessageDeleted) -> IngestResult | None:
+        """Mark a customer's message deleted; its text stays for the record. None when the
+        message was never stored (nothing to mark)."""
+        doc = await self.db.messages.find_one_and_update(
+            {"account_id": event.account_id, "external_id": event.external_id,
+             "direction": "in"}, {"$set": {"deleted_at": event.deleted_at}},
+            projection={"_id": 1, "conversation_id": 1})
+        if doc is None:
+            return None
+        return IngestResult(str(doc["_id"]), doc["conversation_id"], created=False)
+
+    async def apply_reaction(self, event: ReactionChanged) -> IngestResult | None:
+        flt = {"account_id": event.account_id, "external_id": event.external_id}
+        entry = {"user_id": event.user_id, "reaction": event.reaction}
+        change = {"$addToSet": {"reactions": entry}} if event.added else \
+            {"$pull": {"reactions": entry}}
+        doc = await self.db.messages.find_one_and_update(
+            flt, change, projection={"_id": 1, "conversation_id": 1})
+        if doc is None:
+            return None
+        return IngestResult(str(doc["_id"]), doc["conversation_id"], created=False)
+
+    async def apply_profile(self, account_id: str, author: Author, *,
+                            message_id: str | None = None,
+                            conversation_id: str | None = None) -> None:
+        """A connector learned more about a customer after their message was stored (a Slack
+        profile): the contact, that message's author and the conversation's locale follow."""
+        fields: Doc = {"name": author.name}
+        if author.avatar_url:
+            fields["avatar_url"] = author.avatar_url
+        if author.locale:
+            fields["locale"] = author.locale
+        if author.handle:
+            fields["handle"] = author.handle
+        await self.db.contacts.update_one(
+            {"identities.account_id": account_id, "identities.user_id": author.user_id},
+            {"$set": fields})
+        if message_id:
+            await self.db.messages.update_one(
+                {"_id": oid(message_id)},
+                {"$set": {f"author.{k}": v for k, v in author.as_doc().items() if v}})
+        if conversation_id and author.locale:
+            await self.db.conversations.update_one(
+                {"_id": oid(conversation_id), "customer_locale": None},
+                {"$set": {"customer_locale": author.locale}})
+
+    async def record_interaction(self, event: Interaction) -> IngestResult:
+        """Keep a button press (a survey score) once; what it means is decided elsewhere."""
+        conv = await self.db.conversations.find_one(
+            {"account_id": event.account_id, "thread_key": event.thread_key}, {"_id": 1})
+        entry_id = ObjectId()
+        key = event.external_id or f"{event.thread_key}:{event.user_id}:{event.action}:" \
+                                   f"{event.at.isoformat()}"
+        try:
+            await self.db.interactions.insert_one({
+                "_id": entry_id, "account_id": event.account_id, "platform": event.platform,
+                "external_id": key, "thread_key": event.thread_key, "user_id": event.user_id,
+                "action": event.action, "value": event.value, "at": event.at,
+                "conversation_id": str(conv["_id"]) if conv else None, "handled": False})
+            created = True
+        except DuplicateKeyError:
+            created = False
+        return IngestResult(str(entry_id), str(conv["_id"]) if conv else "", created=created)
 
     async def settle(self) -> None:
         """Wait until the conversation summaries reflect every message ingested so far."""

@@ -40,6 +40,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
+from connectors.base import StoreResult
 from inbox.db import Database, Doc
 from inbox.ingest import preview_of_doc
 from inbox.models import (
@@ -47,16 +48,17 @@ from inbox.models import (
     ConversationId,
     Delivery,
     DeliveryError,
+    DeliveryReport,
     MessageId,
     OutboundMessage,
     RateLimited,
+    Rendered,
     TextEntity,
 )
 from inbox.paging import make_sk
 from inbox.store import NotFound, oid
-from replies.identity import Rendered
+from replies.settings import DeliverySettings
 from replies.timing import Clock, DbClock, backoff_delay
-from web.settings import DeliverySettings
 
 log = logging.getLogger(__name__)
 
@@ -103,16 +105,38 @@ def is_first_reply(conversation: Mapping[str, Any], agent_id: str) -> bool:
 
 
 def outbound_of(doc: Mapping[str, Any]) -> OutboundMessage:
-    """The connector's view of a stored reply: exactly the text and entities rendered."""
+    """The connector's view of a stored reply: exactly what was rendered, and the context of
+    its conversation recorded when it was queued."""
+    rendered = Rendered.from_doc(doc["rendered"]) if doc.get("rendered") else Rendered(
+        text=doc["rendered_text"], entities=tuple(
+            TextEntity(e["type"], int(e["offset"]), int(e["length"]))
+            for e in doc.get("entities") or ()), username=doc.get("username"))
     return OutboundMessage(
         message_id=MessageId(str(doc["_id"])),
         conversation_id=ConversationId(str(doc["conversation_id"])),
         account_id=AccountId(str(doc["account_id"])), thread_key=str(doc["thread_key"]),
-        text=doc["rendered_text"],
-        entities=tuple(TextEntity(e["type"], int(e["offset"]), int(e["length"]))
-                       for e in doc.get("entities") or ()),
+        text=rendered.text, entities=rendered.entities,
         reply_to=doc.get("reply_to"), agent_name=doc.get("agent_name") or "",
-        agent_title=doc.get("agent_title"))
+        agent_title=doc.get("agent_title"), kind=doc.get("kind") or "dm",
+        reply_to_author=doc.get("reply_to_author"),
+        thread_aliases=tuple(doc.get("thread_aliases") or ()),
+        recipients=tuple(doc.get("recipients") or ()), subject=rendered.subject or
+        doc.get("subject"), references=tuple(doc.get("references") or ()),
+        target=doc.get("target") or "thread", rendered=rendered,
+        reply_route=doc.get("reply_route"))
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyContext:
+    """What the connector will need of the conversation when it sends (recorded at enqueue,
+    so a retry days later sends to the same place)."""
+
+    reply_to: str | None = None
+    reply_to_author: str | None = None
+    target: str = "thread"
+    recipients: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    reply_route: dict[str, Any] | None = None
 
 
 def _keyed_id(conversation_id: str, key: str) -> ObjectId:
@@ -148,22 +172,30 @@ class Outbox:
 
     async def enqueue(self, conversation: Mapping[str, Any], *, agent_id: str, agent_name: str,
                       agent_title: str | None, text: str, rendered: Rendered,
-                      reply_to: str | None = None,
+                      context: ReplyContext | None = None,
                       idempotency_key: str | None = None) -> tuple[Doc, bool]:
-        """Store a reply, queued; `(doc, False)` when this idempotency key was already used."""
+        """Store a reply, queued; `(doc, False)` when this idempotency key was already used.
+        `agent_name` recorded is the name the customer sees (`rendered.shown_name`)."""
         now = self.clock.now()
+        ctx = context or ReplyContext()
         conv_id = str(conversation["_id"])
         mid = _keyed_id(conv_id, idempotency_key) if idempotency_key else ObjectId()
+        shown = rendered.shown_name or agent_name
         doc: Doc = {
             "_id": mid, "sk": make_sk(now, mid), "conversation_id": conv_id,
             "account_id": conversation["account_id"], "platform": conversation["platform"],
-            "thread_key": conversation["thread_key"], "direction": "out",
-            "agent_id": agent_id, "agent_name": agent_name, "agent_title": agent_title,
-            "author": {"user_id": agent_id, "name": agent_name, "handle": None, "is_bot": False},
-            "text": text, "rendered_text": rendered.text,
+            "thread_key": conversation["thread_key"], "kind": conversation.get("kind"),
+            "thread_aliases": list(conversation.get("thread_keys") or []),
+            "subject": conversation.get("title"), "direction": "out",
+            "agent_id": agent_id, "agent_name": shown, "agent_title": agent_title,
+            "author": {"user_id": agent_id, "name": shown, "handle": None, "is_bot": False},
+            "text": text, "rendered_text": rendered.text, "rendered": rendered.as_doc(),
             "entities": [{"type": e.type, "offset": e.offset, "length": e.length}
                          for e in rendered.entities],
-            "username": rendered.username, "attachments": [], "reply_to": reply_to,
+            "username": rendered.username, "attachments": [], "reply_to": ctx.reply_to,
+            "reply_to_author": ctx.reply_to_author, "target": ctx.target,
+            "recipients": list(ctx.recipients), "references": list(ctx.references),
+            "reply_route": ctx.reply_route,
             "external_id": None, "platform_ts": now, "created_at": now,
             "delivery": {"state": "queued", "attempts": 0, "due_at": now, "queued_at": now,
                          "next_attempt_at": now, "lease_id": None, "lease_until": None,
@@ -354,6 +386,10 @@ class Outbox:
                      "delivery.lease_id": d.get("lease_id")},
                     {"$set": {**done, "delivery.possibly_duplicated": d["state"] == "sending"},
                      "$unset": gone})
+        if delivery.thread_alias:
+            await self.db.conversations.update_one(
+                {"_id": oid(claim.doc["conversation_id"])},
+                {"$addToSet": {"thread_keys": delivery.thread_alias}})
         await self._release_followers(claim.doc["conversation_id"], claim.message_id)
         return ours
 
@@ -378,25 +414,55 @@ class Outbox:
         await self._release_followers(claim.doc["conversation_id"], claim.message_id)
         return "retry_wait"
 
-    async def mark_failed(self, claim: Claim, code: str, human_message: str) -> None:
-        """Dead-letter: shown in the UI with `human_message`; blocks nothing; `retry` re-queues."""
+    async def mark_failed(self, claim: Claim, code: str, human_message: str,
+                          alternatives: tuple[str, ...] = ()) -> None:
+        """Dead-letter: shown in the UI with `human_message` (and the other ways to send it,
+        `alternatives`, e.g. "dm"); blocks nothing; `retry` re-queues."""
         now = self.clock.now()
+        error: Doc = {"code": code, "message": human_message}
+        if alternatives:
+            error["alternatives"] = list(alternatives)
         await self.db.messages.update_one(
             {"_id": claim.doc["_id"], "delivery.lease_id": claim.lease_id},
             {"$set": {"delivery.state": "failed", "delivery.failed_at": now,
                       "delivery.lease_id": None, "delivery.lease_until": None,
-                      "delivery.next_attempt_at": None,
-                      "delivery.error": {"code": code, "message": human_message}},
+                      "delivery.next_attempt_at": None, "delivery.error": error},
              "$unset": {"delivery.due_at": "", "delivery.blocked_by": ""}})
         await self._release_followers(claim.doc["conversation_id"], claim.message_id)
 
-    async def retry(self, message_id: str) -> Doc:
-        """Re-queue a failed reply with fresh attempts and age; NotRetryable if not failed."""
+    async def apply_report(self, report: DeliveryReport) -> StoreResult:
+        """A platform said after the fact that a sent reply failed (an email bounce): the reply
+        is marked failed with the platform's reason."""
+        if not report.message_id:
+            log.warning("account %s: a delivery report names no reply of ours (%s)",
+                        report.account_id, report.outbound_external_id)
+            return StoreResult(None, None, False)
+        try:
+            mid = oid(report.message_id)
+        except NotFound:
+            return StoreResult(None, None, False)
+        now = self.clock.now()
+        doc = await self.db.messages.find_one({"_id": mid, "direction": "out",
+                                               "account_id": report.account_id},
+                                              {"conversation_id": 1, "delivery": 1})
+        if doc is None:
+            return StoreResult(None, None, False)
+        await self.db.messages.update_one(
+            {"_id": mid}, {"$set": {
+                "delivery.state": "failed", "delivery.failed_at": report.at or now,
+                "delivery.error": {"code": report.code, "message": report.reason,
+                                   "reported": True}},
+                "$unset": {"delivery.due_at": ""}})
+        return StoreResult(str(mid), doc["conversation_id"], False)
+
+    async def retry(self, message_id: str, *, changes: Mapping[str, Any] | None = None) -> Doc:
+        """Re-queue a failed reply with fresh attempts and age (and `changes`, e.g. another
+        target, re-rendered); NotRetryable if not failed."""
         now = self.clock.now()
         mid = oid(message_id)
         res = await self.db.messages.update_one(
             {"_id": mid, "direction": "out", "delivery.state": "failed"},
-            {"$set": {"delivery.state": "queued", "delivery.due_at": now,
+            {"$set": {**(changes or {}), "delivery.state": "queued", "delivery.due_at": now,
                       "delivery.next_attempt_at": now, "delivery.queued_at": now,
                       "delivery.attempts": 0, "delivery.error": None,
                       "delivery.failed_at": None}})

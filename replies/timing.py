@@ -1,4 +1,4 @@
-"""Time for the outbox: one clock every process agrees on, and the retry back-off.
+"""Time for the outbox: the database's clock (inbox.clock) and the retry back-off.
 
 Leases only work if every worker process reads "now" from the same clock: a host whose clock
 runs 40 s fast would treat every other process's 30 s lease as expired and send twice. So every
@@ -12,77 +12,12 @@ from __future__ import annotations
 
 import logging
 import random
-import time
-from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
-from inbox.db import Database
+from inbox.clock import Clock, DbClock, FixedClock
+
+__all__ = ["Clock", "DbClock", "FixedClock", "backoff_delay"]
 
 log = logging.getLogger(__name__)
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-    async def sync(self, db: Database) -> None: ...
-
-
-class DbClock:
-    """The database server's clock, read at each sync and advanced with `time.monotonic()`.
-
-    Leases are compared across processes, so they must come from one clock; and a step of this
-    host's wall clock (NTP, a VM resume) between syncs must not move them, so between syncs the
-    time advances monotonically from the last reading instead of following the wall clock.
-    """
-
-    def __init__(self) -> None:
-        self._base: datetime | None = None
-        self._mono = 0.0
-        self.synced = False
-
-    @property
-    def offset(self) -> timedelta:
-        """How far the database's clock is from this host's wall clock (for diagnostics)."""
-        return self.now() - datetime.now(UTC) if self.synced else timedelta(0)
-
-    def now(self) -> datetime:
-        if self._base is None:
-            return datetime.now(UTC)
-        return self._base + timedelta(seconds=time.monotonic() - self._mono)
-
-    async def sync(self, db: Database) -> None:
-        """Read the server's clock; on failure keep the last reading (at first: the host's)."""
-        try:
-            t0 = time.monotonic()
-            reply = await db.client.admin.command("hello")
-            rtt = time.monotonic() - t0
-        except Exception as exc:  # a failed sync must not stop deliveries
-            log.warning("could not read the database clock: %s", type(exc).__name__)
-            return
-        server = reply.get("localTime")
-        if not isinstance(server, datetime):
-            log.warning("database has no localTime in hello; using this host's clock")
-            return
-        if server.tzinfo is None:
-            server = server.replace(tzinfo=UTC)
-        self._base, self._mono = server, t0 + rtt / 2
-        self.synced = True
-
-
-class FixedClock:
-    """A clock that moves only when told to; for tests and benchmarks."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.current = start or datetime.now(UTC)
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
-
-    async def sync(self, db: Database) -> None:
-        return None
 
 
 def backoff_delay(attempts: int, *, base: float, cap: float, retry_after: float | None = None,

@@ -10,6 +10,11 @@ retry-after has passed; one that keeps failing transiently is paused with a shor
 back-off; and no account may occupy more than `per_account` of the send slots, so slow 5xx
 answers from one platform cannot starve the rest.
 
+Shared with other processes, through the database: a platform's 429 pauses the account (or the
+one method it limits) for every process (`AccountRuntime.pause`), and an account whose
+credentials the platform refused is `needs_reauth`: its replies are not claimed (they wait
+without burning attempts) until an admin fixes the credentials.
+
 Latency: `enqueue` (and a finished reply releasing the next one in its conversation) calls
 `wake()`, so an idle worker claims at once; a 1 s poll picks up retries coming due and replies
 queued by other processes.
@@ -26,26 +31,39 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from connectors.base import Connector
-from inbox.models import DeliveryError, PermanentError, RateLimited, TransientError
+from inbox.models import (
+    CredentialsRefused,
+    DeliveryError,
+    PermanentError,
+    RateLimited,
+    TransientError,
+)
 from replies.outbox import Claim, Outbox, outbound_of
 
 log = logging.getLogger(__name__)
 
 ConnectorLookup = Callable[[str], Awaitable[Connector]]
 """account_id → its connector; raises LookupError when the account no longer exists."""
+Unavailable = Callable[[], Awaitable[set[str]]]
+"""The accounts no process may send for now (credentials refused, paused as a whole)."""
 
 ACCOUNT_REMOVED = "The channel account was removed"
 UNEXPECTED = "Unexpected error while sending; will retry"
 NO_ANSWER = "The platform did not answer in time; will retry"
 _ACCOUNT_PAUSE_CAP = 30.0
+UNAVAILABLE_EVERY = 1.0
 
 
 class DeliveryWorker:
     def __init__(self, outbox: Outbox, connectors: ConnectorLookup, *, concurrency: int = 16,
                  per_account: int | None = None, poll_interval: float = 1.0,
-                 send_timeout: float | None = None, clock_sync_interval: float = 300.0) -> None:
+                 send_timeout: float | None = None, clock_sync_interval: float = 300.0,
+                 unavailable: Unavailable | None = None) -> None:
         self.outbox = outbox
         self.connectors = connectors
+        self.unavailable = unavailable
+        self._shared: set[str] = set()
+        self._shared_at = float("-inf")
         self.concurrency = max(1, concurrency)
         self.per_account = per_account or max(1, self.concurrency // 2)
         self.poll_interval = poll_interval
@@ -99,6 +117,7 @@ class DeliveryWorker:
                 next_sync = time.monotonic() + self.clock_sync_interval
             if len(self._tasks) < self.concurrency:
                 try:
+                    await self._refresh_shared()
                     claim = await self.outbox.claim(exclude_accounts=self._excluded())
                 except Exception as exc:
                     log.warning("claiming replies failed: %s", type(exc).__name__)
@@ -120,12 +139,19 @@ class DeliveryWorker:
         self._tasks.discard(task)
         self._wake.set()  # a slot is free
 
+    async def _refresh_shared(self) -> None:
+        """Read the accounts other processes paused, or whose credentials were refused."""
+        if self.unavailable is None or time.monotonic() - self._shared_at < UNAVAILABLE_EVERY:
+            return
+        self._shared_at = time.monotonic()
+        self._shared = await self.unavailable()
+
     def _excluded(self) -> list[str]:
         now = time.monotonic()
         for account in [a for a, until in self._paused.items() if until <= now]:
             del self._paused[account]
         busy = [a for a, n in self._inflight.items() if n >= self.per_account]
-        return sorted(set(self._paused) | set(busy))
+        return sorted(set(self._paused) | set(busy) | self._shared)
 
     def _idle_timeout(self) -> float:
         timeout = self.poll_interval
@@ -176,19 +202,37 @@ class DeliveryWorker:
             await self._retry(claim, TransientError("The channel account could not be loaded",
                                                     code="account_unavailable"))
             return
+        outbound = outbound_of(claim.doc)
+        runtime = connector.runtime
+        scope = connector.send_scope(outbound)
+        waiting = await runtime.paused_for(scope)
+        if waiting > 0:  # another process was told to slow down: put it back, untried
+            if scope == "account":
+                self._pause(account, waiting)
+            await self.outbox.defer(claim, self.outbox.clock.now() + timedelta(seconds=waiting))
+            return
         try:
             async with asyncio.timeout(self.send_timeout):
-                delivery = await connector.send(outbound_of(claim.doc))
+                delivery = await connector.send(outbound)
         except RateLimited as exc:
-            self._pause(account, exc.retry_after)
+            if exc.scope == "account":
+                self._pause(account, exc.retry_after)
+            await runtime.pause(exc.retry_after, exc.scope)
             await self._retry(claim, exc)
+        except CredentialsRefused as exc:
+            log.warning("account %s: the platform refused the credentials (%s); its replies "
+                        "wait for new ones", account, exc.code)
+            await runtime.report_health("needs_reauth", exc.human, code=exc.code)
+            self._shared.add(account)
+            await self.outbox.defer(claim, self.outbox.clock.now() + timedelta(seconds=1))
         except PermanentError as exc:
             log.warning("reply %s failed permanently on account %s: %s (%s)", claim.message_id,
                         account, exc.code, exc.human)
-            await self.outbox.mark_failed(claim, exc.code, exc.human)
+            await self.outbox.mark_failed(claim, exc.code, exc.human, exc.alternatives)
         except (TransientError, DeliveryError) as exc:
             self._failures[account] += 1
             self._pause(account, _account_pause(self._failures[account], self.outbox))
+            await runtime.report_health("degraded", exc.human, code=exc.code)
             await self._retry(claim, exc)
         except TimeoutError:
             self._failures[account] += 1
@@ -203,6 +247,7 @@ class DeliveryWorker:
             self._failures.pop(account, None)
             self.sent += 1
             await self.outbox.mark_sent(claim, delivery)
+            await runtime.report_health("active")
 
     async def _retry(self, claim: Claim, error: DeliveryError) -> None:
         state = await self.outbox.reschedule(claim, error)

@@ -27,3 +27,50 @@ async def seed_conversations(store: Store, count: int, **kwargs: object) -> list
         ids.append(r.conversation_id)
     await store.settle()  # summaries follow the acknowledgement (inbox/summaries.py)
     return ids
+
+
+# connectors with the host's real runtime, against the test database
+
+from connectors.runtime import EventRouter, HostRuntime  # noqa: E402
+from connectors.telegram.connector import TelegramConnector  # noqa: E402
+from inbox.accounts import AccountStore  # noqa: E402
+from inbox.blobs import Blobs  # noqa: E402
+from inbox.clock import DbClock  # noqa: E402
+from inbox.models import RenderContext, Rendered  # noqa: E402
+from inbox.secrets import CredentialBox, Secret  # noqa: E402
+from replies.identity import agent_identity  # noqa: E402
+from replies.settings import IdentitySettings  # noqa: E402
+
+TEST_BOX = CredentialBox("test-secret-key-not-for-production")
+RENDER_TOKEN = "7000000001:AAtest-render-only-token-0123456789"
+
+
+def host_runtime(store: Store, account_id: str) -> HostRuntime:
+    """The runtime the host gives a connector, on the test database."""
+    return HostRuntime(account_id, sink=EventRouter(store), accounts=AccountStore(store.db),
+                       box=TEST_BOX, blobs=Blobs(store.db), clock=DbClock(store.db),
+                       store=store)
+
+
+def telegram_connector(store: Store, account_id: str, base_url: str, token: str, *,
+                       bot_id: str | None = None, mode: str = "polling") -> TelegramConnector:
+    from connectors.base import AccountContext
+
+    return TelegramConnector(AccountContext(
+        id=account_id, platform="telegram", name="bot", credentials={"bot_token": Secret(token)},
+        api_base_url=base_url, mode=mode, platform_id=bot_id), host_runtime(store, account_id))
+
+
+def telegram_render(text: str, *, name: str = "王小明", title: str | None = None,
+                    identity: IdentitySettings | None = None, first_reply: bool = False,
+                    locale: str | None = None, store: Store | None = None) -> Rendered:
+    """What the Telegram connector renders for an agent's reply."""
+    from connectors.base import AccountContext
+
+    who = agent_identity({"display_name": name, "title": title}, identity or IdentitySettings(),
+                         first_reply=first_reply, locale=locale)
+    connector = TelegramConnector(AccountContext(
+        id="render", platform="telegram", name="render",
+        credentials={"bot_token": Secret(RENDER_TOKEN)}), None)  # type: ignore[arg-type]
+    return connector.render(who, text, RenderContext(first_reply=first_reply,
+                                                     customer_locale=locale))

@@ -12,6 +12,8 @@ from typing import Any
 
 FIXTURES = Path(__file__).parent / "fixtures"
 UPDATE_GOLDEN = os.environ.get("UPDATE_GOLDEN") == "1"
+# Payloads that are not JSON but raw bytes, read as such (an email's RFC 5322 source).
+RAW_SUFFIXES = (".eml",)
 
 
 def _plain(value: Any) -> Any:
@@ -46,6 +48,9 @@ class Fixture:
 
     @property
     def payload(self) -> Any:
+        """A JSON payload as data; a raw payload (an `.eml` mail) as its exact bytes."""
+        if self.path.suffix in RAW_SUFFIXES:
+            return self.path.read_bytes()
         return json.loads(self.path.read_text(encoding="utf-8"))
 
     @property
@@ -66,7 +71,8 @@ class Fixture:
 
 def inbound_fixtures(platform: str) -> list[Fixture]:
     folder = FIXTURES / platform / "inbound"
-    return [Fixture(p) for p in sorted(folder.glob("*.json"))
+    paths = [*folder.glob("*.json"), *(p for s in RAW_SUFFIXES for p in folder.glob(f"*{s}"))]
+    return [Fixture(p) for p in sorted(paths)
             if not p.name.endswith((".expected.json", ".headers.json"))]
 
 

@@ -15,20 +15,19 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from connectors.base import AccountContext
+from connectors.hosting import Runner
 from connectors.telegram.connector import TelegramConnector
-from connectors.telegram.poller import Poller
 from connectors.telegram.sandbox import TelegramSandbox
 from inbox import clock as inbox_clock
+from inbox.accounts import AccountStore
+from inbox.clock import DbClock
 from inbox.models import AccountId, Author, InboundMessage
-from inbox.secrets import Secret
 from inbox.store import Store
-from replies import timing
-from replies.identity import render
 from replies.outbox import Outbox, outbound_of
 from replies.worker import DeliveryWorker
 from tests.conftest import BOT_ID, BOT_TOKEN
-from web.settings import DeliverySettings, IdentitySettings
+from tests.helpers import telegram_connector, telegram_render
+from web.settings import DeliverySettings
 
 
 class _StandsForDatetime(type):
@@ -58,7 +57,6 @@ class SteppedClock(metaclass=_StandsForDatetime):
 def wall() -> Iterator[type[SteppedClock]]:
     SteppedClock.step = timedelta(0)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(timing, "datetime", SteppedClock)
         mp.setattr(inbox_clock, "datetime", SteppedClock)
         yield SteppedClock
 
@@ -73,11 +71,9 @@ async def account_and_conversation(store: Store, sandbox: TelegramSandbox) -> tu
         TelegramConnector, dict[str, Any]]:
     oid = ObjectId()
     await store.db.accounts.insert_one({"_id": oid, "platform": "telegram", "name": "bot",
-                                        "mode": "polling", "poller": None, "cursor": None})
-    connector = TelegramConnector(AccountContext(
-        id=str(oid), platform="telegram", name="bot",
-        credentials={"bot_token": Secret(BOT_TOKEN)}, api_base_url=sandbox.base_url,
-        platform_id=str(BOT_ID)), store.ingest, store.db)
+                                        "mode": "polling", "lease": None, "cursors": {}})
+    connector = telegram_connector(store, str(oid), sandbox.base_url, BOT_TOKEN,
+                                   bot_id=str(BOT_ID))
     result = await store.ingest(InboundMessage(
         account_id=AccountId(str(oid)), platform="telegram", external_id="640000001:1",
         thread_key="640000001", kind="dm", author=Author(user_id="640000001", name="Ann"),
@@ -86,8 +82,7 @@ async def account_and_conversation(store: Store, sandbox: TelegramSandbox) -> tu
 
 
 async def queue_reply(box: Outbox, conv: dict[str, Any], text: str) -> dict[str, Any]:
-    rendered = render("telegram", text, agent_name="王小明", agent_title=None,
-                      identity=IdentitySettings(), first_reply=False, locale=None)
+    rendered = telegram_render(text)
     doc, _ = await box.enqueue(conv, agent_id="ag1", agent_name="王小明", agent_title=None,
                                text=text, rendered=rendered)
     return doc
@@ -136,18 +131,25 @@ async def test_a_wall_clock_step_after_sync_does_not_break_a_lease(
 
 async def test_poller_lease_survives_a_wall_clock_step(store: Store, tg: TelegramSandbox,
                                                         wall: type[SteppedClock]) -> None:
-    """Pollers use inbox.clock.DbClock: database time, advanced with the monotonic clock."""
+    """Inbound leases use inbox.clock.DbClock: database time, advanced with the monotonic
+    clock."""
     connector, _ = await account_and_conversation(store, tg)
-    first = Poller(connector, store.db, owner="process-1")
-    second = Poller(connector, store.db, owner="process-2")
-    assert await first.take_lease()
-    before = await second.clock.now()  # sampled before the step
+    source = connector.inbound()
+    assert source is not None
+    accounts = AccountStore(store.db)
+    first = Runner(connector, source, accounts, DbClock(store.db))
+    first.owner = "process-1"
+    second_clock = DbClock(store.db)
+    second = Runner(connector, source, accounts, second_clock)
+    second.owner = "process-2"
+    assert await first._lease()
+    before = await second_clock.fresh()  # sampled before the step
     wall.step = timedelta(minutes=10)
-    after = await second.clock.now()
+    after = await second_clock.fresh()
     assert abs(after - before) < timedelta(seconds=2)
     assert abs(after - await db_now(store)) < timedelta(seconds=2)
-    assert not await second.take_lease()
-    assert await first.take_lease()  # the owner renews
+    assert not await second._lease()
+    assert await first._lease()  # the owner renews
 
 
 async def test_a_resend_after_a_dead_workers_lease_is_flagged(
@@ -176,7 +178,7 @@ async def test_a_resend_after_a_dead_workers_lease_is_flagged(
             await asyncio.sleep(0.05)
     finally:
         await worker.stop()
-        await connector.stop()
+        await connector.close()
     assert len(tg.sent(BOT_TOKEN)) == 2  # the honest at-least-once outcome
     assert stored["delivery"]["state"] == "sent"
     assert stored["delivery"]["possibly_duplicated"] is True

@@ -98,7 +98,8 @@ async def test_no_secret_in_any_response_or_log_line(mongo_uri: str, db: Databas
             await rec.request("POST", "/api/agents", headers=admin, json={
                 "login": "x", "display_name": "x", "password": "short"})
 
-            # replies: one refused by Telegram (401), one while Telegram is unreachable
+            # replies: one refused by Telegram (401: the account needs new credentials, and the
+            # reply waits for them), one while Telegram is unreachable
             convs = json.loads((await rec.request("GET", "/api/conversations",
                                                   headers=agent))[1])["items"]
             text_conv = next(c for c in convs if c["contact"]["handle"].startswith("load_"))
@@ -107,10 +108,19 @@ async def test_no_secret_in_any_response_or_log_line(mongo_uri: str, db: Databas
             await rec.request("POST", f"/api/conversations/{text_conv['id']}/messages",
                               headers=agent, json={"text": "refused"})
 
-            async def failed() -> bool:
-                return await db.messages.count_documents({"delivery.state": "failed"}) == 1
-            await wait_until(failed, 30, "the refused reply to fail")
+            async def needs_reauth() -> bool:
+                doc = await db.accounts.find_one({"status": "needs_reauth"})
+                return doc is not None
+            await wait_until(needs_reauth, 30, "the account to need new credentials")
             tg.clear_failures()
+            status, _ = await rec.request("PATCH", f"/api/accounts/{account_id}", headers=admin,
+                                          json={"credentials": {"bot_token": BOT_TOKEN}})
+            assert status == 200
+
+            async def sent() -> bool:
+                doc = await db.messages.find_one({"text": "refused"})
+                return bool(doc and doc["delivery"]["state"] == "sent")
+            await wait_until(sent, 30, "the waiting reply to go out with the new credentials")
             messages = json.loads((await rec.request(
                 "GET", f"/api/conversations/{doc_conv['id']}/messages", headers=agent))[1])
             document = next(m for m in messages["items"] if m["attachments"])

@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
-from inbox.models import TextEntity, utf16_len
-from replies.identity import Rendered, preview, render
-from web.settings import IdentitySettings
+from connectors.rendering import with_signature
+from inbox.models import AgentIdentity, Rendered, TextEntity, utf16_len
+from replies.identity import greeting_template
+from replies.settings import IdentitySettings
+from tests.helpers import telegram_render
 
 GREETINGS = {"zh-CN": "您好，这里是{brand}客服部，我是{name}。",
              "en": "Hi, this is {name} from {brand}."}
@@ -16,8 +18,8 @@ GREETINGS = {"zh-CN": "您好，这里是{brand}客服部，我是{name}。",
 
 def tg(text: str, *, name: str = "王小明", title: str | None = None, first: bool = False,
        locale: str | None = None, **identity: Any) -> Rendered:
-    return render("telegram", text, agent_name=name, agent_title=title,
-                  identity=IdentitySettings(**identity), first_reply=first, locale=locale)
+    return telegram_render(text, name=name, title=title, identity=IdentitySettings(**identity),
+                           first_reply=first, locale=locale)
 
 
 def entity_text(rendered: Rendered, entity: TextEntity) -> str:
@@ -112,22 +114,25 @@ def test_greeting_locale_fallback(locale: str | None, expected: str) -> None:
     assert r.text.startswith(expected + "\n\n")
 
 
-def test_unknown_platform_gets_a_plain_signature() -> None:
-    r = render("matrix", "hello", agent_name="Li", agent_title="Support",
-               identity=IdentitySettings(signature="— {name} · {title}"), first_reply=False,
-               locale=None)
-    assert r == Rendered(text="hello\n\n— Li · Support")
+def test_a_plain_signature_helper_for_channels_without_formatting() -> None:
+    who = AgentIdentity(name="Li", title="Support", brand="Acme",
+                        signature="— {name} · {title}")
+    assert with_signature(who, "hello") == "hello\n\n— Li · Support"
 
 
-def test_slack_posts_as_the_agent_without_a_signature() -> None:
-    r = render("slack", "hello", agent_name="Li", agent_title="Support",
-               identity=IdentitySettings(), first_reply=False, locale=None)
-    assert r == Rendered(text="hello", username="Li · Support")
+@pytest.mark.parametrize(("locale", "expected"), [
+    ("zh-hans", "zh-CN"), ("zh-Hans-CN", "zh-CN"), ("zh", "zh-CN"), ("zh-SG", "zh-CN"),
+    ("zh-TW", None), ("zh-HK", None), ("zh-Hant", None), ("en-US", "en"), ("fr", None),
+])
+def test_greeting_locales_keep_traditional_and_simplified_chinese_apart(
+        locale: str, expected: str | None) -> None:
+    identity = IdentitySettings(greetings={"zh-CN": "简", "en": "en", "zh-TW": ""},
+                                greeting_default_locale="nope")
+    found = greeting_template(identity, locale)
+    assert found == ({"zh-CN": "简", "en": "en"}[expected] if expected else None)
 
 
-def test_preview_is_what_is_sent() -> None:
-    kwargs: dict[str, object] = {"agent_name": "Li", "agent_title": None,
-                                 "identity": IdentitySettings(), "first_reply": True,
-                                 "locale": "en"}
-    assert preview("telegram", "hey 🎉", **kwargs) == render(  # type: ignore[arg-type]
-        "telegram", "hey 🎉", **kwargs)  # type: ignore[arg-type]
+def test_the_customers_locale_chooses_the_greeting() -> None:
+    r = tg("x", first=True, locale="zh-hans", greeting_enabled=True, greetings=GREETINGS)
+    assert r.text.startswith("您好，这里是Acme客服部")
+    assert isinstance(r, Rendered) and r.shown_name == "王小明"

@@ -16,13 +16,14 @@ from inbox.models import (
     InboundMessage,
     PermanentError,
     RateLimited,
+    Rendered,
     TransientError,
 )
 from inbox.store import NotFound, Store
-from replies.identity import Rendered, render
-from replies.outbox import Claim, NotRetryable, Outbox, is_first_reply, outbound_of
+from replies.outbox import Claim, NotRetryable, Outbox, ReplyContext, is_first_reply, outbound_of
 from replies.timing import DbClock, FixedClock, backoff_delay
-from web.settings import DeliverySettings, IdentitySettings
+from tests.helpers import telegram_render
+from web.settings import DeliverySettings
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 SETTINGS = DeliverySettings(max_attempts=3, max_age_seconds=3600, backoff_base_seconds=1,
@@ -45,11 +46,10 @@ def outbox(store: Store, clock: FixedClock | None = None, **settings: Any) -> Ou
 
 async def reply(box: Outbox, conv: Doc, text: str = "On it", *, key: str | None = None,
                 agent: str = "ag1") -> Doc:
-    rendered = render("telegram", text, agent_name="王小明", agent_title=None,
-                      identity=IdentitySettings(), first_reply=False, locale=None)
+    rendered = telegram_render(text)
     doc, _ = await box.enqueue(conv, agent_id=agent, agent_name="王小明", agent_title=None,
-                               text=text, rendered=rendered, reply_to="chat-1:1",
-                               idempotency_key=key)
+                               text=text, rendered=rendered,
+                               context=ReplyContext(reply_to="chat-1:1"), idempotency_key=key)
     return doc
 
 

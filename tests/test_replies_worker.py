@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import pytest
 
-from connectors.base import AccountInfo, Connector, CredentialField, WebhookResponse
+from connectors.base import AccountInfo, Connector, CredentialField
 from inbox.models import (
     AccountId,
     Author,
@@ -23,10 +23,10 @@ from inbox.models import (
     TransientError,
 )
 from inbox.store import NotFound, Store
-from replies.identity import render
 from replies.outbox import Outbox
 from replies.worker import DeliveryWorker
-from web.settings import DeliverySettings, IdentitySettings
+from tests.helpers import host_runtime, telegram_render
+from web.settings import DeliverySettings
 
 Doc = dict[str, Any]
 SECRET = "123456:AAE-very-secret-bot-token"
@@ -67,21 +67,19 @@ class RecordingConnector:
     async def check(self) -> AccountInfo:
         return AccountInfo(platform_id="1")
 
-    async def handle_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookResponse:
-        return WebhookResponse(200)
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
+    def send_scope(self, outbound: OutboundMessage) -> str:
+        return "account"
 
 
-def lookup(connectors: dict[str, RecordingConnector]) -> Callable[[str], Awaitable[Connector]]:
+def lookup(connectors: dict[str, RecordingConnector],
+           store: Store | None = None) -> Callable[[str], Awaitable[Connector]]:
     async def get(account_id: str) -> Connector:
         if account_id not in connectors:
             raise NotFound(account_id)
-        return connectors[account_id]
+        connector = connectors[account_id]
+        if store is not None and not hasattr(connector, "runtime"):
+            connector.runtime = host_runtime(store, account_id)  # type: ignore[attr-defined]
+        return connector  # type: ignore[return-value]
     return get
 
 
@@ -94,11 +92,14 @@ async def conversation(store: Store, thread: str, account: str = "acc1") -> Doc:
 
 
 async def reply(box: Outbox, conv: Doc, text: str) -> Doc:
-    rendered = render("telegram", text, agent_name="王小明", agent_title=None,
-                      identity=IdentitySettings(), first_reply=False, locale=None)
+    rendered = telegram_render(text)
     doc, _ = await box.enqueue(conv, agent_id="ag1", agent_name="王小明", agent_title=None,
                                text=text, rendered=rendered)
     return doc
+
+
+def outbox_store(box: Outbox) -> Store:
+    return Store(box.db)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
@@ -133,7 +134,7 @@ async def run(outbox: Outbox) -> AsyncIterator[Callable[..., Awaitable[DeliveryW
     workers: list[DeliveryWorker] = []
 
     async def start(connectors: dict[str, RecordingConnector], **kwargs: Any) -> DeliveryWorker:
-        worker = DeliveryWorker(outbox, lookup(connectors), **kwargs)
+        worker = DeliveryWorker(outbox, lookup(connectors, outbox_store(outbox)), **kwargs)
         await worker.start()
         workers.append(worker)
         return worker
@@ -259,7 +260,7 @@ async def test_a_hanging_account_cannot_take_every_slot(store: Store, outbox: Ou
 
 async def test_stop_ends_the_worker(store: Store, outbox: Outbox) -> None:
     tg = RecordingConnector()
-    worker = DeliveryWorker(outbox, lookup({"acc1": tg}))
+    worker = DeliveryWorker(outbox, lookup({"acc1": tg}, outbox_store(outbox)))
     await worker.start()
     await worker.stop()
     doc = await reply(outbox, await conversation(store, "c1"), "hi")

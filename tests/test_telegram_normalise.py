@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.telegram.normalise import UnparseableUpdate, normalise
+from connectors.telegram.normalise import UnparseableUpdate
+from connectors.telegram.normalise import normalise_update as normalise
 from inbox.models import AccountId, Ignored, InboundMessage
 from tests.helpers_normalise import FIXTURES as FIXTURE_ROOT
 from tests.helpers_normalise import Fixture, all_fixture_files, as_json, inbound_fixtures
@@ -52,7 +53,7 @@ def test_every_required_scenario_has_a_fixture() -> None:
         "message__voice", "message__video_forward_legacy", "message__sticker",
         "message__location", "message__forwarded_user", "message__new_chat_members",
         "message__pinned_message", "my_chat_member__bot_added", "poll__closed",
-        "message__own_bot_echo", "message__private_chinese",
+        "message__own_echo", "message__private_chinese",
     }
     assert required <= names
 
@@ -117,7 +118,7 @@ def test_anonymous_admin_is_attributed_to_the_chat() -> None:
 
 
 @pytest.mark.parametrize(("name", "reason"), [
-    ("message__own_bot_echo", "own message"),
+    ("message__own_echo", "own message"),
     ("message__new_chat_members", "service message: new_chat_members"),
     ("message__pinned_message", "service message: pinned_message"),
     ("message__forum_topic_created", "service message: forum_topic_created"),
@@ -130,7 +131,7 @@ def test_ignored(name: str, reason: str) -> None:
 
 
 def test_own_echo_passes_without_bot_id() -> None:
-    assert isinstance(normalise(load("message__own_bot_echo"), ACCOUNT), InboundMessage)
+    assert isinstance(normalise(load("message__own_echo"), ACCOUNT), InboundMessage)
 
 
 def test_missing_is_bot_is_false() -> None:

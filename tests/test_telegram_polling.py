@@ -9,8 +9,8 @@ from pathlib import Path
 
 from bson import ObjectId
 
+from connectors.hosting import Runner
 from connectors.telegram.connector import TelegramConnector
-from connectors.telegram.poller import Poller
 from connectors.telegram.sandbox import TelegramSandbox
 from tests.conftest import BOT_TOKEN
 from tests.live import Live, add_account, wait_for
@@ -27,8 +27,8 @@ async def test_polling_account_receives_messages(e2e: Live, tg: TelegramSandbox)
     await wait_for(lambda: e2e.services.db.messages.count_documents({}), timeout=15)
     await wait_for(lambda: _count_is(e2e, 3), timeout=15)
     stored = await wait_for(lambda: e2e.services.db.accounts.find_one(
-        {"_id": ObjectId(account["id"]), "cursor": {"$gt": 0}}))
-    assert stored["poller"]["owner"]
+        {"_id": ObjectId(account["id"]), "cursors.default": {"$gt": 0}}))
+    assert stored["lease"]["owner"]
 
 
 async def _count_is(e2e: Live, n: int) -> bool:
@@ -42,12 +42,12 @@ async def test_poller_restart_loses_and_repeats_nothing(e2e: Live, tg: TelegramS
     for n in range(5):
         tg.inject_text(BOT_TOKEN, USER["id"], f"before {n}", user=USER)
     await wait_for(lambda: _count_is(e2e, 5), timeout=15)
-    await connector.stop()  # the process stops polling (a restart)
+    await e2e.services.hosting.stop(account["id"])  # the process stops polling (a restart)
     for n in range(4):
         tg.inject_text(BOT_TOKEN, USER["id"], f"while down {n}", user=USER)
     await asyncio.sleep(0.2)
     assert await e2e.services.db.messages.count_documents({}) == 5
-    await connector.start()
+    await e2e.services.hosting.start(connector)
     await wait_for(lambda: _count_is(e2e, 9), timeout=15)
     await asyncio.sleep(0.5)
     texts = [m["text"] for m in await e2e.services.db.messages.find({}).to_list()]
@@ -59,34 +59,44 @@ async def test_a_round_that_fails_to_store_is_fetched_again(e2e: Live,
     """Crash between getUpdates and storing: the offset is not advanced, so nothing is lost."""
     account = await add_account(e2e, tg, mode="polling")
     connector = await e2e.services.channels.get(account["id"])
-    await connector.stop()
+    await e2e.services.hosting.stop(account["id"])
     for n in range(3):
         tg.inject_text(BOT_TOKEN, USER["id"], f"fragile {n}", user=USER)
+    runtime = connector.runtime
     calls = 0
-    real_sink = connector.sink  # type: ignore[attr-defined]
+    real_sink = runtime.sink
 
-    async def failing_sink(msg: object) -> object:
+    async def failing_sink(events: object) -> object:
         nonlocal calls
         calls += 1
-        if calls == 2:
+        if calls == 1:
             raise ConnectionError("database went away")
-        return await real_sink(msg)
+        return await real_sink(events)  # type: ignore[arg-type]
 
-    connector.sink = failing_sink  # type: ignore[attr-defined]
-    poller = Poller(connector, e2e.services.db, poll_timeout=0)  # type: ignore[arg-type]
-    assert await poller.take_lease()
+    runtime.sink = failing_sink  # type: ignore[method-assign]
+    source = connector.inbound()
+    assert source is not None
+    source.poll_timeout = 0
+    runner = Runner(connector, source, e2e.services.accounts, e2e.services.clock)
+    assert await runner._lease()
     with contextlib.suppress(ConnectionError):
-        await poller.round()
-    connector.sink = real_sink  # type: ignore[attr-defined]
-    assert await poller.round() == 3
+        await runner._round(source)
+    assert await e2e.services.db.messages.count_documents({}) == 0
+    await runner._round(source)
     assert await e2e.services.db.messages.count_documents({}) == 3
+    runtime.sink = real_sink  # type: ignore[method-assign]
 
 
 async def test_only_one_process_polls_an_account(e2e: Live, tg: TelegramSandbox) -> None:
     account = await add_account(e2e, tg, mode="polling")
+    await wait_for(lambda: e2e.services.db.accounts.find_one(
+        {"_id": ObjectId(account["id"]), "lease.owner": {"$type": "string"}}))
     connector = await e2e.services.channels.get(account["id"])
-    other = Poller(connector, e2e.services.db, owner="another-process")  # type: ignore[arg-type]
-    assert not await other.take_lease()
+    source = connector.inbound()
+    assert source is not None
+    other = Runner(connector, source, e2e.services.accounts, e2e.services.clock)
+    other.owner = "another-process"
+    assert not await other._lease()
 
 
 async def test_attachment_is_proxied_without_exposing_the_token(e2e: Live,

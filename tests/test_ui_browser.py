@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
+from urllib.parse import quote
 
 from playwright.async_api import expect
 
@@ -139,6 +141,7 @@ async def test_admin_adds_a_telegram_account(ui_live: Live) -> None:
     admin = await ui_live.person("boss", role="admin", display_name="李经理")
     page = await ui_live.page(admin)
     await page.goto(ui_live.url + "/admin/accounts")
+    await page.select_option("#account-platform", "telegram")  # not the only platform
     await page.fill("#account-name", "Acme support")
     await page.fill("#cred-telegram-bot_token", "123456:" + "X" * 30)  # unknown to Telegram
     await page.click("details.advanced summary")
@@ -192,12 +195,14 @@ async def test_reply_is_delivered_with_the_signature_and_shows_sent(ui_live: Liv
     await expect(page.locator("#send")).to_be_disabled()
     text = "Your parcel left the warehouse today."
     await expect(page.locator("#signature-preview .value")).to_have_text("— 张客服 · Acme")
-    status, compose = await ui_live.api("GET", f"/api/conversations/{conv['id']}/compose",
-                                        agent)
-    assert status == 200 and 0 < compose["overhead"] < 40
     await page.fill("#reply-text", text)
-    room = 4096 - compose["overhead"]  # the signature counts against Telegram's limit
-    await expect(page.locator("#char-count")).to_have_text(f"{len(text)} / {room}")
+    # the count is the connector's measure of the whole reply, signature included
+    status, compose = await ui_live.api(
+        "GET", f"/api/conversations/{conv['id']}/compose?text={quote(text)}", agent)
+    assert status == 200 and compose["limit"] == 4096 and compose["fits"]
+    assert len(text) < compose["used"] < len(text) + 40
+    await expect(page.locator("#char-count")).to_have_text(
+        f"{compose['used']} / {compose['limit']}")
     await page.dblclick("#send")  # a double click sends once
     sent = await ui_live.sandbox.wait_for_sent(BOT_TOKEN, 1)
     delivered = sent[0]["params"]["text"]
@@ -215,6 +220,29 @@ async def test_reply_is_delivered_with_the_signature_and_shows_sent(ui_live: Liv
     await page.press("#reply-text", "Control+Enter")
     await ui_live.sandbox.wait_for_sent(BOT_TOKEN, 2)
     await expect(page.locator(".msg-out .badge")).to_have_text(["Sent", "Sent"])
+    assert page.js_errors == []
+
+
+async def test_the_counter_is_the_connectors_measure_and_stops_a_long_reply(
+        ui_live: Live) -> None:
+    """The reply box asks the server (GET …/compose?text=) how long the whole reply is in the
+    channel's units; over the limit, Send is off. No platform rule lives in app.js."""
+    page, conv, agent = await _conversation_page(ui_live)
+    text = "x" * 4090  # fits alone; with the signature it does not
+    await page.fill("#reply-text", text)
+    status, compose = await ui_live.api(
+        "GET", f"/api/conversations/{conv['id']}/compose?text={text}", agent)
+    assert status == 200 and compose["over"] > 0 and not compose["fits"]
+    count = page.locator("#char-count")
+    await expect(count).to_have_text(f"{compose['used']} / {compose['limit']}")
+    await expect(count).to_have_class(re.compile(r"\bover\b"))
+    await expect(page.locator("#send")).to_be_disabled()
+    # a draft too long to ask about in a URL (36 KB encoded): estimated, and still refused
+    await page.fill("#reply-text", "长" * 4090)
+    await expect(count).to_have_class(re.compile(r"\bestimate\b.*\bover\b|\bover\b.*\bestimate"))
+    await expect(page.locator("#send")).to_be_disabled()
+    await page.fill("#reply-text", "短")
+    await expect(page.locator("#send")).to_be_enabled()
     assert page.js_errors == []
 
 

@@ -2,54 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
+from connectors.channels import platforms
 from inbox.agents import AgentExists
 from inbox.models import CONVERSATION_STATUSES
 from inbox.store import NotFound, oid
 from web.auth import client_address, requires
-from web.channels import platforms
 from web.errors import ApiError, read_json
-from web.views import account_json, agent_json, conversation_json, message_json
+from web.schemas import AgentCreate, AgentPatch, Body, ConversationPatch, TokenCreate
+from web.views import agent_json, audit_json, conversation_json, message_json, token_json
 
 routes = web.RouteTableDef()
 M = TypeVar("M", bound=BaseModel)
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class ConversationPatch(_Body):
-    status: Literal["open", "pending", "snoozed", "resolved"] | None = None
-    assignee_id: str | None = None
-
-
-class AgentCreate(_Body):
-    login: str = Field(pattern=r"^[A-Za-z0-9._@-]{2,64}$")
-    display_name: str = Field(min_length=1, max_length=64)
-    title: str | None = Field(None, max_length=64)
-    role: Literal["admin", "agent"] = "agent"
-    password: str = Field(min_length=8, max_length=256)
-    timezone: str | None = Field(None, max_length=64)
-    locale: Literal["en", "zh-CN"] | None = None
-
-
-class AgentPatch(_Body):
-    display_name: str | None = Field(None, min_length=1, max_length=64)
-    title: str | None = Field(None, max_length=64)
-    role: Literal["admin", "agent"] | None = None
-    active: bool | None = None
-    password: str | None = Field(None, min_length=8, max_length=256)
-    timezone: str | None = Field(None, max_length=64)
-    locale: Literal["en", "zh-CN"] | None = None
-
-
-class TokenCreate(_Body):
-    name: str = Field("", max_length=64)
+# The bodies' models live in web/schemas.py (the OpenAPI document is generated from them);
+# these names stay importable from here for the modules that import them from web.api.
+_Body = Body
+__all__ = ["AgentCreate", "AgentPatch", "ConversationPatch", "TokenCreate", "_Body",
+           "_services", "body_as", "routes"]
 
 
 async def body_as(request: web.Request, model: type[M]) -> M:
@@ -62,21 +37,6 @@ async def body_as(request: web.Request, model: type[M]) -> M:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "body"
         raise ApiError(400, "validation", f"{field}: {err['msg']}", field=field) from None
-
-
-async def account_body(request: web.Request) -> dict[str, Any]:
-    """An account body with the types web.channels relies on: found by schemathesis, a list
-    as `platform` reached a dict lookup and answered 500."""
-    data = await read_json(request)
-    if not isinstance(data, dict):
-        raise ApiError(400, "validation", "the body must be a JSON object")
-    for key in ("platform", "name", "api_base_url", "mode"):
-        if data.get(key) is not None and not isinstance(data[key], str):
-            raise ApiError(400, "validation", f"{key}: must be a string", field=key)
-    for key in ("credentials", "options"):
-        if data.get(key) is not None and not isinstance(data[key], dict):
-            raise ApiError(400, "validation", f"{key}: must be an object", field=key)
-    return data
 
 
 def _limit(request: web.Request, default: int = 50) -> int:
@@ -173,60 +133,6 @@ async def list_messages(request: web.Request) -> web.Response:
     return web.json_response({"items": [message_json(d) for d in docs], "next_cursor": cursor})
 
 
-# accounts (admin)
-
-
-@routes.get("/api/accounts")
-@requires("admin")
-async def list_accounts(request: web.Request) -> web.Response:
-    services = _services(request)
-    docs = await services.store.list_accounts()
-    return web.json_response({"items": [
-        account_json(d, services.channels.webhook_url(d["platform"], str(d["_id"])))
-        for d in docs]})
-
-
-@routes.post("/api/accounts/test")
-@requires("admin")
-async def test_account(request: web.Request) -> web.Response:
-    body = await account_body(request)
-    info = await _services(request).channels.test(body)
-    return web.json_response({"ok": True, "platform_id": info.platform_id,
-                              "username": info.username, "display_name": info.display_name})
-
-
-@routes.post("/api/accounts")
-@requires("admin")
-async def create_account(request: web.Request) -> web.Response:
-    body = await account_body(request)
-    services = _services(request)
-    doc = await services.channels.create(body, str(request["agent"]["_id"]))
-    await services.store.audit(request["agent"]["login"], "account.create", str(doc["_id"]),
-                               address=client_address(request),
-                               details={"platform": doc["platform"], "name": doc["name"]})
-    url = services.channels.webhook_url(doc["platform"], str(doc["_id"]))
-    return web.json_response(account_json(doc, url), status=201)
-
-
-@routes.get("/api/accounts/{id}")
-@requires("admin")
-async def get_account(request: web.Request) -> web.Response:
-    services = _services(request)
-    doc = await services.store.get_account(request.match_info["id"])
-    return web.json_response(account_json(
-        doc, services.channels.webhook_url(doc["platform"], str(doc["_id"]))))
-
-
-@routes.delete("/api/accounts/{id}")
-@requires("admin")
-async def delete_account(request: web.Request) -> web.Response:
-    services = _services(request)
-    await services.channels.delete(request.match_info["id"])
-    await services.store.audit(request["agent"]["login"], "account.delete",
-                               request.match_info["id"], address=client_address(request))
-    return web.Response(status=204)
-
-
 # agents (admin)
 
 
@@ -282,9 +188,7 @@ async def patch_agent(request: web.Request) -> web.Response:
 @requires("agent")
 async def list_tokens(request: web.Request) -> web.Response:
     docs = await _services(request).agents.tokens_of(str(request["agent"]["_id"]))
-    return web.json_response({"items": [
-        {"id": str(d["_id"]), "name": d.get("name", ""),
-         "created_at": d["created_at"].isoformat()} for d in docs]})
+    return web.json_response({"items": [token_json(d) for d in docs]})
 
 
 @routes.post("/api/tokens")
@@ -318,7 +222,4 @@ async def revoke_token(request: web.Request) -> web.Response:
 async def audit_log(request: web.Request) -> web.Response:
     docs, cursor = await _services(request).store.list_audit(
         limit=_limit(request, 100), cursor=request.query.get("cursor") or None)
-    return web.json_response({"next_cursor": cursor, "items": [
-        {"id": str(d["_id"]), "at": d["at"].isoformat(), "actor": d.get("actor"),
-         "action": d["action"], "target": d.get("target"), "address": d.get("address"),
-         "details": d.get("details") or {}} for d in docs]})
+    return web.json_response({"next_cursor": cursor, "items": [audit_json(d) for d in docs]})

@@ -1,64 +1,85 @@
-"""Replying: compose preview, send (queued in the outbox), retry, and the attachment proxy."""
+"""Replying: compose preview and counter, send (queued in the outbox), retry, attachments."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from pydantic import Field
 
-from connectors.registry import CONNECTORS
-from inbox.models import DeliveryError, utf16_len
+from connectors.base import AttachmentStream
+from inbox.models import DeliveryError
 from inbox.store import NotFound
-from replies.identity import Rendered, render
-from replies.outbox import NotRetryable, is_first_reply
+from replies.compose import Draft, draft
+from replies.outbox import NotRetryable
 from web.api import _Body, _services, body_as
 from web.auth import requires
-from web.errors import ApiError
+from web.errors import ApiError, read_json
 from web.views import message_json
 
 routes = web.RouteTableDef()
 
 _SAFE_INLINE = {"image/jpeg", "image/png", "image/gif", "image/webp"}
+MARKER = "\u0000"
 
 
 class ReplyCreate(_Body):
     text: str = Field(max_length=100_000)
+    target: str = Field("thread", pattern=r"^(thread|dm)$")
 
 
-def _render_for(services: Any, conv: dict[str, Any], agent: dict[str, Any],
-                text: str) -> tuple[Rendered, bool]:
-    agent_id = str(agent["_id"])
-    first = is_first_reply(conv, agent_id)
-    rendered = render(conv["platform"], text, agent_name=agent["display_name"],
-                      agent_title=agent.get("title"), identity=services.settings.identity,
-                      first_reply=first, locale=None)
-    return rendered, first
+def _platform_name(connector: Any) -> str:
+    return str((connector.strings.get("en") or {}).get("name") or connector.platform)
 
 
-def _limit_of(platform: str) -> int:
-    cls = CONNECTORS.get(platform)
-    if cls is None:
-        raise ApiError(422, "unknown_platform", f"no connector for platform '{platform}'")
-    return int(cls.text_limit)
+async def _draft(request: web.Request, conv: dict[str, Any], text: str,
+                 target: str = "thread") -> Draft:
+    services = _services(request)
+    connector = await services.channels.get(conv["account_id"])
+    last_in = await services.store.last_inbound(str(conv["_id"]))
+    return draft(connector, conv, request["agent"], services.settings.identity, text,
+                 last_inbound=last_in, target=target)
+
+
+def _too_long(connector: Any, d: Draft) -> ApiError:
+    m = d.measure
+    return ApiError(422, "too_long", f"text: the reply is {m.used} {m.unit} with the "
+                    f"signature; {_platform_name(connector)} allows {m.limit} ({m.over} over)",
+                    field="text", limit=m.limit, length=m.used, used=m.used, over=m.over,
+                    unit=m.unit)
 
 
 @routes.get("/api/conversations/{id}/compose")
 @requires("agent")
 async def compose(request: web.Request) -> web.Response:
-    """What the customer will see around the agent's text, for the reply box."""
+    """What the customer will see around the agent's text, and how long it is in the
+    channel's own units (the reply box's counter asks here as the agent types)."""
     services = _services(request)
     conv = await services.store.get_conversation(request.match_info["id"])
+    text = request.query.get("text", "")
+    if len(text) > 100_000:
+        raise ApiError(400, "validation", "text: too long to preview", field="text")
+    target = request.query.get("target", "thread")
+    if target not in ("thread", "dm"):
+        raise ApiError(400, "validation", "target: thread or dm", field="target")
+    connector = await services.channels.get(conv["account_id"])
+    frame = await _draft(request, conv, MARKER, target)
+    before, _, after = frame.rendered.text.partition(MARKER)
+    full = await _draft(request, conv, text, target) if text else None
+    m = full.measure if full else connector.measure(before + after, frame.render_context)
     agent = request["agent"]
-    marker = "\u0000"
-    rendered, first = _render_for(services, conv, agent, marker)
-    before, _, after = rendered.text.partition(marker)
     return web.json_response({
         "agent_name": agent["display_name"], "agent_title": agent.get("title"),
-        "brand": services.settings.identity.brand, "platform": conv["platform"],
-        "text_limit": _limit_of(conv["platform"]), "first_reply": first,
-        "before": before, "after": after, "overhead": utf16_len(before) + utf16_len(after),
-        "username": rendered.username})
+        "shown_name": frame.rendered.shown_name, "brand": services.settings.identity.brand,
+        "platform": conv["platform"], "first_reply": frame.render_context.first_reply,
+        "before": before, "after": after, "username": frame.rendered.username,
+        "subject": frame.rendered.subject, "text": full.rendered.text if full else "",
+        "used": m.used, "limit": m.limit, "unit": m.unit, "over": m.over, "fits": m.fits,
+        # what the signature and greeting take, in the channel's units
+        "overhead": connector.measure(before + after, frame.render_context).used,
+        "text_limit": m.limit})
 
 
 @routes.post("/api/conversations/{id}/messages")
@@ -73,19 +94,15 @@ async def send_reply(request: web.Request) -> web.Response:
     if not body.text.strip():
         raise ApiError(400, "validation", "text: the reply is empty", field="text")
     conv = await services.store.get_conversation(request.match_info["id"])
-    limit = _limit_of(conv["platform"])
+    connector = await services.channels.get(conv["account_id"])
+    d = await _draft(request, conv, body.text, body.target)
+    if not d.measure.fits:
+        raise _too_long(connector, d)
     agent = request["agent"]
-    rendered, _ = _render_for(services, conv, agent, body.text)
-    length = utf16_len(rendered.text)
-    if length > limit:
-        raise ApiError(422, "too_long", f"text: the reply is {length} characters with the "
-                       f"signature; {conv['platform']} allows {limit}", field="text",
-                       limit=limit, length=length)
-    last_in = await services.store.last_inbound(str(conv["_id"]))
     doc, created = await services.outbox.enqueue(
         conv, agent_id=str(agent["_id"]), agent_name=agent["display_name"],
-        agent_title=agent.get("title"), text=body.text, rendered=rendered,
-        reply_to=last_in.get("external_id") if last_in else None, idempotency_key=key)
+        agent_title=agent.get("title"), text=body.text, rendered=d.rendered,
+        context=d.context, idempotency_key=key)
     response = web.json_response(message_json(doc), status=202)
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
@@ -95,19 +112,78 @@ async def send_reply(request: web.Request) -> web.Response:
 @routes.post("/api/messages/{id}/retry")
 @requires("agent")
 async def retry_reply(request: web.Request) -> web.Response:
+    """Queue a failed reply again; with `{"target": "dm"}` (one of the failure's
+    `alternatives`), re-rendered and sent that way instead (X: "send as DM instead")."""
     services = _services(request)
+    target = None
+    if request.can_read_body:
+        data = await read_json(request)
+        if not isinstance(data, dict) or set(data) - {"target"}:
+            raise ApiError(400, "validation", "the body may only name a target")
+        target = data.get("target")
+        if target is not None and target not in ("thread", "dm"):
+            raise ApiError(400, "validation", "target: thread or dm", field="target")
+    changes: dict[str, Any] = {}
+    if target is not None:
+        msg = await services.store.get_message(request.match_info["id"])
+        error = (msg.get("delivery") or {}).get("error") or {}
+        if target != msg.get("target", "thread") and target not in (error.get("alternatives")
+                                                                   or []):
+            raise ApiError(409, "not_offered", f"this reply cannot be sent as {target}")
+        if str(msg.get("agent_id")) != str(request["agent"]["_id"]):
+            raise ApiError(403, "forbidden", "only its author can send a reply another way")
+        conv = await services.store.get_conversation(msg["conversation_id"])
+        connector = await services.channels.get(conv["account_id"])
+        d = await _draft(request, conv, msg.get("text") or "", target)
+        if not d.measure.fits:
+            raise _too_long(connector, d)
+        changes = {"target": target, "rendered": d.rendered.as_doc(),
+                   "rendered_text": d.rendered.text, "reply_to_author": d.context.reply_to_author,
+                   "recipients": list(d.context.recipients)}
     try:
-        doc = await services.outbox.retry(request.match_info["id"])
+        doc = await services.outbox.retry(request.match_info["id"], changes=changes)
     except NotRetryable as exc:
         raise ApiError(409, "not_failed", f"only a failed reply can be retried (it is "
                        f"{exc.state})") from None
     return web.json_response(message_json(doc), status=202)
 
 
+async def _stream(request: web.Request, stream: AttachmentStream, mime: str,
+                  filename: str) -> web.StreamResponse:
+    inline = mime in _SAFE_INLINE
+    ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_")
+    disposition = f'{"inline" if inline else "attachment"}; filename="{ascii_name}"'
+    if ascii_name != filename:  # RFC 6266 / 5987: the real name, UTF-8, percent-encoded
+        disposition += f"; filename*=UTF-8''{quote(filename, safe='')}"
+    response = web.StreamResponse(headers={
+        "Content-Type": mime if inline else "application/octet-stream",
+        "Content-Disposition": disposition,
+        "Content-Security-Policy": "sandbox; default-src 'none'",
+        "Cache-Control": "private, max-age=3600"})
+    if stream.size is not None:
+        response.content_length = stream.size
+    await response.prepare(request)
+    async for chunk in stream.chunks:
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+async def _blob_stream(services: Any, blob_id: str) -> AttachmentStream:
+    info, chunks = await services.blobs.open(blob_id)
+
+    async def relay() -> AsyncIterator[bytes]:
+        async for chunk in chunks:
+            yield chunk
+
+    return AttachmentStream(chunks=relay(), mime=info.mime, name=info.name, size=info.size)
+
+
 @routes.get("/api/messages/{id}/attachments/{index}")
 @requires("agent")
-async def attachment(request: web.Request) -> web.Response:
-    """The file behind an attachment, fetched with the channel's credentials kept here."""
+async def attachment(request: web.Request) -> web.StreamResponse:
+    """The file behind an attachment: kept by Switchboard (an email part), or fetched from the
+    platform with the channel's credentials kept here. Streamed, never held whole."""
     services = _services(request)
     msg = await services.store.get_message(request.match_info["id"])
     raw_index = request.match_info["index"]
@@ -115,19 +191,17 @@ async def attachment(request: web.Request) -> web.Response:
     if not raw_index.isdigit() or int(raw_index) >= len(files):
         raise NotFound(raw_index)
     meta = files[int(raw_index)]
-    if not meta.get("file_id"):
-        raise NotFound(raw_index)
-    connector = await services.channels.get(msg["account_id"])
     try:
-        data, name = await connector.fetch_file(meta["file_id"])  # type: ignore[attr-defined]
+        if meta.get("blob_id"):
+            stream = await _blob_stream(services, str(meta["blob_id"]))
+        elif meta.get("file_id"):
+            connector = await services.channels.get(msg["account_id"])
+            stream = await connector.fetch_attachment(meta)
+        else:
+            raise NotFound(raw_index)
     except DeliveryError as exc:
         raise ApiError(502, "cannot_fetch", exc.human) from None
-    mime = meta.get("mime") or "application/octet-stream"
-    inline = mime in _SAFE_INLINE
-    filename = (meta.get("name") or name or f"attachment-{raw_index}").replace('"', "")
-    return web.Response(body=data, content_type=mime if inline else "application/octet-stream",
-                        headers={
-                            "Content-Disposition": f'{"inline" if inline else "attachment"}; '
-                                                   f'filename="{filename}"',
-                            "Content-Security-Policy": "sandbox; default-src 'none'",
-                            "Cache-Control": "private, max-age=3600"})
+    mime = meta.get("mime") or stream.mime or "application/octet-stream"
+    filename = (meta.get("name") or stream.name or f"attachment-{raw_index}").replace('"', "")
+    filename = "".join(ch for ch in filename if ch.isprintable() and ch not in "\r\n\\")
+    return await _stream(request, stream, mime, filename)

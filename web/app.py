@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,15 +12,20 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from pymongo import AsyncMongoClient
 
+from connectors.channels import Channels
+from connectors.hosting import InboundHost
+from connectors.runtime import EventRouter, HostRuntime
+from inbox.accounts import AccountStore
 from inbox.agents import Agents
+from inbox.blobs import Blobs
+from inbox.clock import DbClock
 from inbox.db import Database, Doc
 from inbox.embedded import EmbeddedServer
 from inbox.secrets import CredentialBox
-from inbox.store import NotFound, Store
-from web import api, api_replies
+from inbox.store import Store
+from web import api, api_accounts, api_replies, webhooks
 from web.auth import auth_middleware
-from web.channels import Channels
-from web.errors import error_middleware, error_response, unstorable
+from web.errors import error_middleware
 from web.openapi import openapi_document
 from web.settings import Settings
 
@@ -69,12 +73,18 @@ class Services:
     store: Store
     agents: Agents
     box: CredentialBox
+    accounts: AccountStore
+    blobs: Blobs
+    clock: DbClock
+    router: EventRouter
+    hosting: InboundHost
     channels: Channels
     metrics: Metrics = field(default_factory=Metrics)
     health: Health = field(default_factory=Health)
     outbox: Any = None
     worker: Any = None
     events: Any = None
+    webhooks: Any = None
     background: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
@@ -82,8 +92,22 @@ def build_services(settings: Settings, client: AsyncMongoClient[Doc], secret_key
     db = client[settings.database.name]
     store = Store(db)
     box = CredentialBox(secret_key)
-    return Services(settings=settings, client=client, db=db, store=store, agents=Agents(db),
-                    box=box, channels=Channels(store, box, settings.server.public_url))
+    accounts = AccountStore(db)
+    blobs = Blobs(db)
+    clock = DbClock(db)
+    router = EventRouter(store)
+    hosting = InboundHost(accounts, clock)
+
+    def runtime(account_id: str) -> HostRuntime:
+        return HostRuntime(account_id, sink=router, accounts=accounts, box=box, blobs=blobs,
+                           clock=clock, store=store)
+
+    channels = Channels(accounts, box, settings.server.public_url, runtime, hosting)
+    services = Services(settings=settings, client=client, db=db, store=store,
+                        agents=Agents(db), box=box, accounts=accounts, blobs=blobs,
+                        clock=clock, router=router, hosting=hosting, channels=channels)
+    services.webhooks = webhooks.Webhooks(services)
+    return services
 
 
 @web.middleware
@@ -115,50 +139,6 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
 
-async def webhook(request: web.Request) -> web.Response:
-    services: Services = request.app["services"]
-    platform = request.match_info["platform"]
-    account_id = request.match_info["account_id"]
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    if not services.health.db_ok:
-        services.metrics.webhooks.labels(platform, "503").inc()
-        resp = error_response(503, "unavailable", "storage is unavailable; deliver again later")
-        resp.headers["Retry-After"] = "5"
-        return resp
-    try:
-        connector = await services.channels.get(account_id)
-    except NotFound:
-        return error_response(404, "not_found", "no such channel account")
-    if connector.platform != platform:
-        return error_response(404, "not_found", "no such channel account")
-    body = await request.read()
-    problem = _unstorable_json(body)
-    if problem:
-        services.metrics.webhooks.labels(platform, "400").inc()
-        return error_response(400, "bad_json", f"the body cannot be stored: {problem}")
-    result = await connector.handle_webhook(request.headers, body)
-    services.metrics.webhooks.labels(platform, str(result.status)).inc()
-    services.metrics.webhook_seconds.labels(platform).observe(loop.time() - started)
-    if result.status == 200:
-        await services.channels.touch(account_id)
-    return web.json_response(dict(result.body), status=result.status)
-
-
-def _unstorable_json(body: bytes) -> str | None:
-    """A JSON body that no connector could store (too deep for the parser or for MongoDB,
-    64-bit overflow, lone surrogates, NUL in keys) is refused here, before any connector sees
-    it, so no store write can start for it. Bodies that are not JSON are the connector's call.
-    Checked before the connector verifies the signature: the answer reveals nothing secret."""
-    try:
-        value = json.loads(body)
-    except RecursionError:
-        return "nested too deeply"
-    except ValueError:  # includes UnicodeDecodeError
-        return None
-    return unstorable(value)
-
-
 def create_app(services: Services) -> web.Application:
     app = web.Application(
         client_max_size=services.settings.server.max_body_bytes,
@@ -167,8 +147,9 @@ def create_app(services: Services) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/openapi.json", openapi)
-    app.router.add_post("/webhooks/{platform}/{account_id}", webhook)
+    webhooks.setup(app)
     app.router.add_routes(api.routes)
+    app.router.add_routes(api_accounts.routes)
     app.router.add_routes(api_replies.routes)
     with contextlib.suppress(ImportError):
         from web import ui

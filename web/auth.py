@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from collections.abc import Awaitable, Callable
-from functools import wraps
+from functools import cache, wraps
 from typing import Any
 
 from aiohttp import web
@@ -14,6 +15,9 @@ from web.errors import ApiError, Handler
 SESSION_COOKIE = "sb_session"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @web.middleware
@@ -68,4 +72,58 @@ def requires(role: str) -> Callable[[Handler], Handler]:
 
 
 def client_address(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The address of the client behind any trusted proxies (`server.trusted_proxies`).
+
+    X-Forwarded-For is believed only when the direct peer is a trusted proxy, and then only
+    from the right: each trusted proxy appends the address it got the request from, so walking
+    right to left past trusted proxies, the first other address is the client's. Anything to
+    the left of it was written by the client and may be made up (a fresh address per login
+    attempt would otherwise dodge the limiter).
+    """
+    peer = request.remote or "unknown"
+    trusted = _networks(tuple(request.app["services"].settings.server.trusted_proxies))
+    return forwarded_client(peer, request.headers.getall("X-Forwarded-For", []), trusted)
+
+
+def forwarded_client(peer: str, forwarded_for: list[str],
+                     trusted: tuple[IPNetwork, ...]) -> str:
+    """`client_address` without the request: the peer, the X-Forwarded-For header values (in
+    order; several headers count as one list) and the trusted networks."""
+    if not trusted or not _is_trusted(_ip(peer), trusted):
+        return peer
+    hops = [hop.strip() for value in forwarded_for for hop in value.split(",")]
+    client = peer
+    for hop in reversed(hops):
+        address = _ip(hop)
+        if address is None:  # not written by a proxy of ours: stop at the last trusted hop
+            break
+        client = str(address)
+        if not _is_trusted(address, trusted):
+            break
+    return client
+
+
+@cache
+def _networks(entries: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(e, strict=False) for e in entries)
+
+
+def _ip(value: str) -> IPAddress | None:
+    """An address as proxies write it: "203.0.113.7", "2001:db8::1", and with a port
+    "203.0.113.7:51234" or "[2001:db8::1]:51234"."""
+    value = value.strip()
+    if value.startswith("["):
+        value = value[1:].partition("]")[0]
+    elif value.count(":") == 1:
+        value = value.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped  # "::ffff:10.0.0.1" is 10.0.0.1 for the trusted list
+    return address
+
+
+def _is_trusted(address: IPAddress | None, trusted: tuple[IPNetwork, ...]) -> bool:
+    return address is not None and any(address in network for network in trusted)

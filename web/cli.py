@@ -8,12 +8,15 @@ import re
 import sys
 from pathlib import Path
 
+from connectors.registry import CONNECTORS
 from inbox.agents import ROLES, AgentExists, Agents
 from inbox.db import connect, ensure_indexes
 from web.runtime import StartupError, database, run, serve
 from web.settings import ConfigError, Settings, load_settings
 
-_SECRETS = re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}|sb[ts]_[A-Za-z0-9_-]{20,}")
+# our own API and session tokens, and every connector's token shapes
+_SECRETS = re.compile("|".join([r"sb[ts]_[A-Za-z0-9_-]{20,}", *(
+    pattern for cls in CONNECTORS.values() for pattern in getattr(cls, "secret_patterns", ()))]))
 
 
 class RedactSecrets(logging.Filter):
@@ -26,15 +29,26 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+OWN_PACKAGES = ("connectors", "inbox", "replies", "web", "__main__")
+
+
+class LibrariesQuiet(logging.Filter):
+    """Our own modules log at the chosen level; libraries (HTTP clients, platform SDKs, the
+    database driver) only their warnings, whichever platforms are installed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        own = record.name.split(".")[0] in OWN_PACKAGES or record.name == "root"
+        return own or record.levelno >= logging.WARNING
+
+
 def setup_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler()
+    handler.addFilter(LibrariesQuiet())
     handler.addFilter(RedactSecrets())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "pymongo", "telegram", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -89,7 +103,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the server")
     s.add_argument("--config", default=argparse.SUPPRESS)
-    d = sub.add_parser("demo", help="run the server with a sandbox Telegram and demo data")
+    d = sub.add_parser("demo", help="run the server with a sandbox of every channel and demo data")
     d.add_argument("--config", default=argparse.SUPPRESS)
     d.add_argument("--quiet-customers", action="store_true",
                    help="do not simulate customers writing")

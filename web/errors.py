@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 
+from connectors.channels import AccountError
 from inbox.paging import BadCursor
 from inbox.store import NotFound
 
@@ -25,6 +26,18 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.extra = extra
+
+
+# The account lifecycle's error codes (connectors/channels.py) as HTTP statuses.
+ACCOUNT_STATUS = {"validation": 400, "unknown_platform": 422, "invalid_auth": 422,
+                  "cannot_connect": 502, "unknown": 502, "duplicate": 409, "other_account": 409}
+
+
+def account_api_error(exc: AccountError) -> ApiError:
+    """A connector's own code (an app token refused, a scope missing) is about what the admin
+    entered, so it is a 422 like invalid_auth; only reaching the platform is a 502."""
+    extra = {"field": exc.field} if exc.field else {}
+    return ApiError(ACCOUNT_STATUS.get(exc.code, 422), exc.code, exc.message, **extra)
 
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> web.Response:
@@ -48,6 +61,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.message, **exc.extra)
+    except AccountError as exc:
+        err = account_api_error(exc)
+        return error_response(err.status, err.code, err.message, **err.extra)
     except NotFound:
         return error_response(404, "not_found", "no such resource")
     except BadCursor as exc:

@@ -12,64 +12,27 @@
 from __future__ import annotations
 
 import hmac
-import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
 from web.auth import SESSION_COOKIE, client_address
-from web.errors import ApiError
+from web.csrf import (
+    PRE_CSRF_COOKIE,
+    check_form_csrf,
+    cookie_secure,
+    form_csrf,
+    pre_csrf,
+    set_pre_csrf_cookie,
+)
+from web.pages import render, safe_next
 
-PRE_CSRF_COOKIE = "sb_pre"
+# the form CSRF helpers lived here; they are re-exported for the modules that import them
+__all__ = ["PRE_CSRF_COOKIE", "WINDOW", "LoginLimiter", "check_form_csrf", "cookie_secure",
+           "form_csrf", "pre_csrf", "safe_next", "set_pre_csrf_cookie", "setup"]
+
 WINDOW = timedelta(minutes=15)
-
-
-def safe_next(value: str | None) -> str:
-    """Only a path on this site: `/x`, never `//host` or `/\\host` or a scheme."""
-    if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
-        return "/"
-    if any(c in value for c in "\r\n\t"):
-        return "/"
-    return value
-
-
-def cookie_secure(request: web.Request) -> bool:
-    return str(request.app["services"].settings.server.public_url).startswith("https://")
-
-
-def pre_csrf(request: web.Request) -> str:
-    """The double-submit token for forms shown without a session (login, language)."""
-    token = request.get("pre_csrf") or request.cookies.get(PRE_CSRF_COOKIE)
-    if not token or len(token) < 16:
-        token = secrets.token_urlsafe(24)
-        request["pre_csrf_new"] = True
-    request["pre_csrf"] = token
-    return str(token)
-
-
-def set_pre_csrf_cookie(request: web.Request, response: web.StreamResponse) -> None:
-    if request.get("pre_csrf_new"):
-        response.set_cookie(PRE_CSRF_COOKIE, request["pre_csrf"], httponly=True,
-                            samesite="Lax", secure=cookie_secure(request), path="/")
-
-
-def form_csrf(request: web.Request) -> str:
-    """The token a page's forms carry: the session's, or the pre-session one."""
-    session = request.get("session")
-    if session is not None:
-        return str(session["csrf"])
-    return pre_csrf(request)
-
-
-def check_form_csrf(request: web.Request, given: str | None) -> None:
-    """Session forms: the session's token; forms without a session: the double-submit cookie."""
-    if request.get("via") == "token":
-        return
-    session = request.get("session")
-    expected = session["csrf"] if session is not None else request.cookies.get(PRE_CSRF_COOKIE)
-    if not given or not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise ApiError(403, "csrf", "missing or wrong CSRF token; reload the page")
 
 
 class LoginLimiter:
@@ -100,8 +63,6 @@ class LoginLimiter:
 
 
 async def login_page(request: web.Request) -> web.StreamResponse:
-    from web.ui import render
-
     if request["agent"] is not None and request.get("via") == "session":
         raise web.HTTPFound(safe_next(request.query.get("next")))
     return render(request, "login.html", next=safe_next(request.query.get("next")),
@@ -109,8 +70,6 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
-    from web.ui import render
-
     services = request.app["services"]
     form = await request.post()
     login = str(form.get("login", "")).strip()[:128]
@@ -148,8 +107,6 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 
 async def logout_page(request: web.Request) -> web.StreamResponse:
     """GET /logout changes nothing: it shows the button (a POST with the CSRF token)."""
-    from web.ui import render
-
     if request["agent"] is None:
         raise web.HTTPFound("/login")
     return render(request, "logout.html")

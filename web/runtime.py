@@ -76,9 +76,12 @@ async def start_services(settings: Settings, uri: str,
     services = build_services(settings, client, ensure_secret_key(settings))
     services.health.embedded = embedded
     await services.store.setup()
-    services.outbox = Outbox(services.db, settings.delivery)
-    await services.outbox.sync_clock()
-    services.worker = DeliveryWorker(services.outbox, services.channels.get)
+    await services.clock.sync()
+    services.outbox = Outbox(services.db, settings.delivery, clock=services.clock)
+    services.router.on_report = services.outbox.apply_report
+    services.worker = DeliveryWorker(
+        services.outbox, services.channels.get,
+        unavailable=lambda: services.accounts.unavailable(services.clock.now()))
     if settings.delivery.workers > 0:
         await services.worker.start()
     await services.channels.start_all()
@@ -95,6 +98,8 @@ async def stop_services(services: Services) -> None:
     if services.worker is not None:
         await services.worker.stop()
     await services.channels.stop_all()
+    if services.webhooks is not None:
+        await services.webhooks.drain()
     # write the conversation summaries still behind the acknowledged messages (inbox/summaries.py)
     await services.store.close()
     await services.client.close()

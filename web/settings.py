@@ -2,31 +2,38 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
+from inbox.settings import DatabaseSettings, Section
+from replies.settings import DeliverySettings, IdentitySettings
+
+__all__ = ["ConfigError", "DatabaseSettings", "DeliverySettings", "IdentitySettings", "Settings",
+           "ensure_secret_key", "load_settings"]
+
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "settings.toml"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ServerSettings(_Section):
+class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     public_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    # proxies (IPs or CIDRs) whose X-Forwarded-For is believed: see web.auth.client_address
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator("public_url")
     @classmethod
@@ -35,44 +42,37 @@ class ServerSettings(_Section):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
-
-class DatabaseSettings(_Section):
-    uri: str = ""
-    name: str = "switchboard"
-    data_dir: Path = Path("./data")
-
-    @field_validator("uri")
+    @field_validator("trusted_proxies", mode="before")
     @classmethod
-    def _uri(cls, value: str) -> str:
-        if value and not value.startswith(("mongodb://", "mongodb+srv://")):
-            raise ValueError("must be empty (embedded database) or a mongodb:// URI")
-        return value
+    def _networks(cls, value: Any) -> list[str]:
+        """Each entry an address or a network, normalised ("10.0.0.1" → "10.0.0.1/32"); a typo
+        fails at start-up rather than silently trusting nobody (or everybody). From the
+        environment: a JSON list or comma-separated, SWITCHBOARD_SERVER__TRUSTED_PROXIES=10.0.0.1,
+        10.1.0.0/16."""
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.lstrip().startswith("[") else \
+                    [v for v in value.split(",") if v.strip()]
+            except ValueError:
+                raise ValueError("must be a JSON list or comma-separated") from None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError("must be a list of IP addresses or CIDR networks")
+        out = []
+        for entry in value:
+            try:
+                out.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
+        return out
 
 
-class SecuritySettings(_Section):
+class SecuritySettings(Section):
     secret_key: str = Field("", repr=False)
     session_days: int = Field(14, ge=1)
     login_attempts_per_15min: int = Field(10, ge=1)
 
 
-class IdentitySettings(_Section):
-    brand: str = "Acme"
-    signature: str = "— {name} · {brand}"
-    greeting_enabled: bool = False
-    greeting_default_locale: str = "zh-CN"
-    greetings: dict[str, str] = Field(default_factory=dict)
-
-
-class DeliverySettings(_Section):
-    max_attempts: int = Field(8, ge=1)
-    max_age_seconds: float = Field(86400, gt=0)
-    backoff_base_seconds: float = Field(1.0, gt=0)
-    backoff_cap_seconds: float = Field(300.0, gt=0)
-    lease_seconds: float = Field(30.0, gt=0)
-    workers: int = Field(1, ge=0)
-
-
-class UISettings(_Section):
+class UISettings(Section):
     default_locale: str = "en"
     default_timezone: str = "UTC"
 

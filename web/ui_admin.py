@@ -12,17 +12,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiohttp import web
 from pydantic import ValidationError
 
+from connectors.channels import AccountError, platforms
 from inbox.agents import AgentExists
 from inbox.paging import BadCursor
-from web.api import AgentCreate, AgentPatch
+from web.api_accounts import account_view
 from web.auth import client_address
-from web.channels import platforms
-from web.errors import ApiError
-from web.ui import form, page, render
-from web.views import account_json
+from web.errors import ApiError, account_api_error
+from web.pages import form, page, render
+from web.schemas import AgentCreate, AgentPatch
 
 ACCOUNT_ERRORS = {"invalid_auth", "cannot_connect", "unknown", "duplicate", "validation",
-                  "unknown_platform"}
+                  "unknown_platform", "other_account"}
 
 
 def _audit(request: web.Request, action: str, target: str, **details: Any) -> Any:
@@ -38,9 +38,7 @@ async def _accounts_page(request: web.Request, *, status: int = 200, error: dict
                          | None = None, values: dict[str, str] | None = None,
                          ) -> web.Response:
     services = request.app["services"]
-    docs = await services.store.list_accounts()
-    accounts = [account_json(d, services.channels.webhook_url(d["platform"], str(d["_id"])))
-                for d in docs]
+    accounts = [await account_view(services, d) for d in await services.accounts.list()]
     created = request.query.get("created", "")
     return render(request, "admin_accounts.html", status=status, accounts=accounts,
                   schemas=platforms(), error=error, values=values or {},
@@ -52,38 +50,62 @@ async def accounts(request: web.Request) -> web.StreamResponse:
     return await _accounts_page(request)
 
 
-def account_body(data: dict[str, str]) -> dict[str, Any]:
-    """The API body from the form: `cred.<platform>.<field>` inputs become `credentials`."""
+def account_body(data: dict[str, str],
+                 schemas: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The API body from the form: `cred.<platform>.<field>` inputs become `credentials`,
+    `opt.<platform>.<field>` inputs `options`, typed as the connector declares them (an
+    unticked checkbox sends nothing, so a boolean option absent from the form is false)."""
     platform = data.get("platform", "")
     prefix = f"cred.{platform}."
     creds = {k[len(prefix):]: v for k, v in data.items() if k.startswith(prefix)}
-    return {"platform": platform, "name": data.get("name", "").strip(),
-            "mode": data.get("mode") or None,
-            "api_base_url": data.get("api_base_url", "").strip() or None,
-            "credentials": creds}
+    schema = next((p for p in schemas if p["platform"] == platform), {}) if schemas else {}
+    options = {o["name"]: _option_value(o, data.get(f"opt.{platform}.{o['name']}"))
+               for o in schema.get("options") or ()}
+    body: dict[str, Any] = {"platform": platform, "name": data.get("name", "").strip(),
+                            "mode": data.get("mode") or None,
+                            "api_base_url": data.get("api_base_url", "").strip() or None,
+                            "credentials": creds}
+    if options:
+        body["options"] = options
+    return body
+
+
+def _option_value(option: dict[str, Any], raw: str | None) -> Any:
+    if option.get("type") == "bool":
+        return raw in ("on", "true", "1")
+    raw = (raw or "").strip()
+    if option.get("type") in ("int", "float") and raw:
+        try:
+            number = float(raw)
+        except ValueError:
+            return raw  # the account service refuses it with a message naming the field
+        return int(number) if option["type"] == "int" and number.is_integer() else number
+    return raw or None
 
 
 def _kept(data: dict[str, str]) -> dict[str, str]:
     """What the form may show again after an error: never a credential."""
-    return {k: data.get(k, "") for k in ("platform", "name", "mode", "api_base_url")}
+    kept = {k: data.get(k, "") for k in ("platform", "name", "mode", "api_base_url")}
+    return kept | {k: v for k, v in data.items() if k.startswith("opt.")}
 
 
 @page("admin")
 async def account_create(request: web.Request) -> web.StreamResponse:
     services = request.app["services"]
     data = await form(request)
-    body = account_body(data)
+    body = account_body(data, platforms())
     try:
         if data.get("action") == "test":
             info = await services.channels.test(body)
             return await _accounts_page(request, values=_kept(data), error={
                 "code": "ok", "message": info.username or info.display_name or ""})
         doc = await services.channels.create(body, str(request["agent"]["_id"]))
-    except ApiError as exc:
-        if exc.code not in ACCOUNT_ERRORS:
+    except (ApiError, AccountError) as exc:
+        err = account_api_error(exc) if isinstance(exc, AccountError) else exc
+        if err.code not in ACCOUNT_ERRORS and not isinstance(exc, AccountError):
             raise
-        return await _accounts_page(request, status=exc.status, values=_kept(data),
-                                    error={"code": exc.code, "message": exc.message})
+        return await _accounts_page(request, status=err.status, values=_kept(data),
+                                    error={"code": err.code, "message": err.message})
     await _audit(request, "account.create", str(doc["_id"]), platform=doc["platform"],
                  name=doc["name"])
     raise web.HTTPFound(f"/admin/accounts?created={doc['_id']}")
@@ -179,7 +201,7 @@ async def agent_update(request: web.Request) -> web.StreamResponse:
     changes = {k: getattr(patch, k) for k in patch.model_fields_set}
     if _bad_timezone(changes.get("timezone")):
         return await _agents_page(request, status=400, error="agents.error.timezone")
-    if changes.get("display_name", "x") is None or changes.get("role", "x") is None:
+    if any(key in changes and changes[key] is None for key in ("display_name", "role")):
         return await _agents_page(request, status=400, error="agents.error.required")
     if is_self and (changes.get("active") is False or changes.get("role") == "agent"):
         return await _agents_page(request, status=400, error="agents.error.self")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,9 +19,10 @@ def conversation_json(doc: Doc, contact: Doc | None) -> dict[str, Any]:
         "kind": doc["kind"], "status": doc["status"], "assignee_id": doc.get("assignee_id"),
         "title": doc.get("title"),
         "contact": {"id": str(contact["_id"]), "name": contact.get("name"),
-                    "handle": contact.get("handle")} if contact else None,
+                    "handle": contact.get("handle"), "avatar_url": contact.get("avatar_url"),
+                    "locale": contact.get("locale")} if contact else None,
         "last_message_at": iso(doc.get("last_message_at")), "preview": doc.get("preview", ""),
-        "unread": int(doc.get("unread", 0)),
+        "unread": int(doc.get("unread", 0)), "customer_locale": doc.get("customer_locale"),
     }
 
 
@@ -32,33 +34,76 @@ def message_json(doc: Doc) -> dict[str, Any]:
         "direction": doc["direction"], "text": doc.get("text", ""),
         "rendered_text": doc.get("rendered_text"),
         "author": {"name": author.get("name") or doc.get("agent_name"),
-                   "handle": author.get("handle")},
+                   "handle": author.get("handle"), "avatar_url": author.get("avatar_url"),
+                   "locale": author.get("locale")},
         "agent_id": doc.get("agent_id"), "agent_name": doc.get("agent_name"),
         "external_id": doc.get("external_id"), "reply_to": doc.get("reply_to"),
         "forwarded_from": doc.get("forwarded_from"),
         "platform_ts": iso(doc.get("platform_ts")), "edited": bool(doc.get("edited")),
+        "edited_at": iso(doc.get("edited_at")) if doc.get("edited") else None,
         "attachments": [
             {k: a.get(k) for k in ("type", "name", "size", "mime")} | {
-                "url": f"/api/messages/{doc['_id']}/attachments/{i}" if a.get("file_id")
-                else None, "extra": a.get("extra") or {}}
+                "url": f"/api/messages/{doc['_id']}/attachments/{i}"
+                if a.get("file_id") or a.get("blob_id") else None,
+                "inline": bool(a.get("inline")), "extra": a.get("extra") or {}}
             for i, a in enumerate(doc.get("attachments") or [])],
-        "delivery": {"state": delivery.get("state"), "attempts": delivery.get("attempts", 0),
-                     "error": delivery.get("error"),
-                     "possibly_duplicated": bool(delivery.get("possibly_duplicated"))}
-        if delivery else None,
+        "delivery": _delivery(delivery) if delivery else None,
+        "deleted_at": iso(doc.get("deleted_at")),
+        "reactions": [{"user_id": r.get("user_id"), "reaction": r.get("reaction")}
+                      for r in doc.get("reactions") or [] if isinstance(r, dict)],
+        "html": doc.get("html"), "full_text": doc.get("full_text"),
+        "shown_name": (doc.get("rendered") or {}).get("shown_name") or (
+            doc.get("agent_name") if doc.get("direction") == "out" else None),
     }
 
 
-def account_json(doc: Doc, webhook_url: str | None) -> dict[str, Any]:
+def _delivery(delivery: Doc) -> dict[str, Any]:
+    error = delivery.get("error")
+    # the other ways to send a failed reply (e.g. "dm") are stored with its error
+    alternatives = delivery.get("alternatives") or (
+        error.get("alternatives") if isinstance(error, dict) else None) or []
+    return {"state": delivery.get("state"), "attempts": delivery.get("attempts", 0),
+            "error": error, "possibly_duplicated": bool(delivery.get("possibly_duplicated")),
+            "alternatives": [str(a) for a in alternatives]}
+
+
+_INFO_HIDDEN = ("token", "secret", "password")
+
+
+def account_json(doc: Doc, webhook_url: str | None, *,
+                 notices: Sequence[Mapping[str, Any]] | None = None,
+                 usage: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """An account without its credentials or webhook secret. `notices` ({key, level, text})
+    and `usage` (this month's counters) come from the connector and the runtime, not the
+    document, so the caller passes them."""
     return {
         "id": str(doc["_id"]), "platform": doc["platform"], "name": doc["name"],
         "mode": doc.get("mode"), "api_base_url": doc.get("api_base_url"),
         "platform_id": doc.get("platform_id"), "username": doc.get("username"),
-        "display_name": doc.get("display_name"), "status": doc.get("status", "active"),
-        "webhook_url": webhook_url if doc.get("mode") == "webhook" else None,
-        "last_inbound_at": iso(doc.get("last_inbound_at")), "last_error": doc.get("last_error"),
+        "display_name": doc.get("display_name"), "status": doc.get("status") or "active",
+        "webhook_url": webhook_url,
+        "last_inbound_at": iso(doc.get("last_inbound_at")),
+        "last_error": last_error_json(doc.get("last_error")),
         "created_at": iso(doc.get("created_at")),
+        "notices": [{"key": str(n.get("key") or ""), "level": n.get("level") or "info",
+                     "text": str(n.get("text") or ""), "values": dict(n.get("values") or {})}
+                    for n in notices or ()],
+        "options": dict(doc.get("options") or {}), "status_at": iso(doc.get("status_at")),
+        "info": {k: v for k, v in (doc.get("info") or {}).items()
+                 if not any(word in k.lower() for word in _INFO_HIDDEN)},
+        "usage": {str(k): int(v) for k, v in (usage or {}).items()},
     }
+
+
+def last_error_json(error: Any) -> dict[str, Any] | None:
+    """{code, message, at}: accounts stored before errors had codes kept a sentence only."""
+    if not error:
+        return None
+    if isinstance(error, Mapping):
+        at = error.get("at")
+        return {"code": error.get("code"), "message": str(error.get("message") or ""),
+                "at": iso(at) if isinstance(at, datetime) else at}
+    return {"code": None, "message": str(error), "at": None}
 
 
 def agent_json(doc: Doc) -> dict[str, Any]:
@@ -67,3 +112,15 @@ def agent_json(doc: Doc) -> dict[str, Any]:
         "title": doc.get("title"), "role": doc["role"], "active": bool(doc.get("active")),
         "timezone": doc.get("timezone"), "locale": doc.get("locale"),
     }
+
+
+def token_json(doc: Doc) -> dict[str, Any]:
+    """An API token as listed: never the token (only its hash is stored anyway)."""
+    return {"id": str(doc["_id"]), "name": doc.get("name", ""),
+            "created_at": doc["created_at"].isoformat()}
+
+
+def audit_json(doc: Doc) -> dict[str, Any]:
+    return {"id": str(doc["_id"]), "at": doc["at"].isoformat(), "actor": doc.get("actor"),
+            "action": doc["action"], "target": doc.get("target"), "address": doc.get("address"),
+            "details": doc.get("details") or {}}

@@ -1,8 +1,9 @@
-"""Telegram I/O through python-telegram-bot: webhook, long-polling, send, check, files.
+"""Telegram through python-telegram-bot: webhook, long polling, send, check, files.
 
 The bot token lives only inside the `telegram.Bot`; our webhook URL carries the account id and
 Telegram proves itself with the `X-Telegram-Bot-Api-Secret-Token` header
-(https://core.telegram.org/bots/api#setwebhook).
+(https://core.telegram.org/bots/api#setwebhook). Telegram waits about a minute for a webhook's
+answer and delivers again after a non-2xx one.
 """
 
 from __future__ import annotations
@@ -11,10 +12,7 @@ import contextlib
 import hmac
 import json
 import logging
-import uuid
-import warnings
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any, ClassVar
 
 from telegram import Bot, MessageEntity, ReplyParameters
@@ -24,94 +22,61 @@ from telegram.request import HTTPXRequest
 from connectors.base import (
     AccountContext,
     AccountInfo,
+    AccountRuntime,
+    AttachmentStream,
     ConnectError,
+    ConnectorBase,
     CredentialField,
-    Sink,
-    WebhookResponse,
+    HttpRequest,
+    HttpResponse,
+    Notice,
+    chunks_of,
 )
-from connectors.telegram.normalise import UnparseableUpdate, normalise
-from connectors.telegram.poller import Poller
+from connectors.rendering import signature_line, with_greeting
+from connectors.telegram import normalise as normaliser
+from connectors.telegram.errors import classify
+from connectors.telegram.polling import ALLOWED_UPDATES, TelegramPolling
+from connectors.telegram.strings import STRINGS
 from inbox.models import (
     AccountId,
+    AgentIdentity,
     Delivery,
-    DeliveryError,
     InboundMessage,
+    Measure,
     OutboundMessage,
     PermanentError,
-    RateLimited,
-    TransientError,
+    RenderContext,
+    Rendered,
+    TextEntity,
+    utf16_len,
 )
 
 log = logging.getLogger(__name__)
 
 DEFAULT_API = "https://api.telegram.org"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
-ALLOWED_UPDATES = ["message", "edited_message"]
-
-_PERMANENT_HUMAN = {
-    "bot was blocked by the user": "The customer blocked the bot.",
-    "chat not found": "Telegram no longer knows this chat (it was deleted or the bot was removed).",
-    "user is deactivated": "The customer's Telegram account was deleted.",
-    "bot was kicked": "The bot was removed from this group.",
-    "not enough rights": "The bot is not allowed to write in this group.",
-    "message is too long": "The reply is longer than Telegram allows.",
-}
+TEXT_LIMIT = 4096  # UTF-16 code units: https://core.telegram.org/bots/api#sendmessage
 
 
-def _seconds(value: float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def classify(exc: Exception) -> DeliveryError:
-    """Map a python-telegram-bot error to a typed delivery error.
-
-    Order matters: BadRequest and TimedOut are subclasses of NetworkError, so they are checked
-    before it; a blanket `except NetworkError` would retry permanent errors.
-    """
-    if isinstance(exc, tg.RetryAfter):
-        with warnings.catch_warnings():  # PTB 22 warns that this becomes a timedelta
-            warnings.simplefilter("ignore")
-            retry_after = _seconds(exc.retry_after)
-        return RateLimited(retry_after, "Telegram asked us to slow down.")
-    if isinstance(exc, tg.InvalidToken):
-        return PermanentError("The bot token is no longer valid; an admin must update the "
-                              "channel account.", code="invalid_auth")
-    if isinstance(exc, tg.Forbidden | tg.BadRequest | tg.ChatMigrated):
-        text = str(exc).lower()
-        for needle, human in _PERMANENT_HUMAN.items():
-            if needle in text:
-                return PermanentError(human, code=needle.replace(" ", "_"))
-        if isinstance(exc, tg.ChatMigrated):
-            return PermanentError("The group was upgraded to a supergroup; reply in the new "
-                                  "conversation.", code="chat_migrated")
-        kind = "forbidden" if isinstance(exc, tg.Forbidden) else "bad_request"
-        return PermanentError(f"Telegram refused the reply: {exc}", code=kind)
-    if isinstance(exc, tg.TimedOut):
-        return TransientError("Telegram did not answer in time.", code="timeout")
-    if isinstance(exc, tg.NetworkError):
-        return TransientError(f"Telegram could not be reached: {exc}", code="network")
-    if isinstance(exc, tg.TelegramError):
-        return TransientError(f"Telegram error: {exc}", code="telegram")
-    return TransientError("Unexpected error while talking to Telegram.", code="unknown")
-
-
-class TelegramConnector:
+class TelegramConnector(ConnectorBase):
     platform: ClassVar[str] = "telegram"
-    text_limit: ClassVar[int] = 4096
     modes: ClassVar[tuple[str, ...]] = ("webhook", "polling")
+    webhook_modes: ClassVar[tuple[str, ...]] = ("webhook",)
+    ack_deadline: ClassVar[float] = 60.0
+    strings: ClassVar[Mapping[str, Mapping[str, str]]] = STRINGS
+    normaliser: ClassVar[Any] = normaliser
+    secret_patterns: ClassVar[tuple[str, ...]] = (r"\d{5,}:[A-Za-z0-9_-]{30,}",)
     credential_fields: ClassVar[tuple[CredentialField, ...]] = (
         CredentialField("bot_token", "Bot token", secret=True,
                         pattern=r"^[0-9]{3,15}:[A-Za-z0-9_-]{20,}$",
                         help="The token @BotFather gave you, like 123456:ABC-DEF…"),
     )
 
-    def __init__(self, account: AccountContext, sink: Sink, db: Any = None) -> None:
-        self.account = account
-        self.sink = sink
-        self.db = db
+    def __init__(self, account: AccountContext, runtime: AccountRuntime) -> None:
+        super().__init__(account, runtime)
         base = (account.api_base_url or DEFAULT_API).rstrip("/")
         self.bot = Bot(
-            str(account.credentials["bot_token"]), base_url=f"{base}/bot",
+            account.secret("bot_token"), base_url=f"{base}/bot",
             base_file_url=f"{base}/file/bot",
             request=HTTPXRequest(connection_pool_size=32, read_timeout=10, write_timeout=10,
                                  connect_timeout=5, pool_timeout=5),
@@ -119,17 +84,14 @@ class TelegramConnector:
                                              connect_timeout=5),
         )
         self._initialised = False
-        self._poller: Poller | None = None
-        self.poller_owner = uuid.uuid4().hex
         self.bot_id = account.platform_id
-
-    def __repr__(self) -> str:
-        return f"TelegramConnector(account={self.account.id!r})"
 
     async def _ready(self) -> None:
         if not self._initialised:
             await self.bot.initialize()
             self._initialised = True
+
+    # ------------------------------------------------------------------ lifecycle
 
     async def check(self) -> AccountInfo:
         try:
@@ -139,79 +101,105 @@ class TelegramConnector:
         except tg.TimedOut as exc:
             raise ConnectError("cannot_connect", "Telegram did not answer in time.") from exc
         except tg.BadRequest as exc:
-            raise ConnectError("invalid_auth", f"Telegram refused the request: {exc}") from exc
+            raise ConnectError("invalid_auth", "Telegram refused the request.") from exc
         except tg.NetworkError as exc:
             raise ConnectError("cannot_connect", "Could not reach the Telegram API.") from exc
         except tg.TelegramError as exc:
-            raise ConnectError("unknown", f"Telegram answered unexpectedly: {exc}") from exc
+            raise ConnectError("unknown", "Telegram answered unexpectedly.") from exc
         self.bot_id = str(me.id)
         return AccountInfo(platform_id=str(me.id), username=me.username,
                            display_name=me.first_name)
 
-    async def register_webhook(self) -> None:
-        """Point Telegram at our webhook URL with the account's secret."""
-        if not self.account.webhook_url or not self.account.webhook_secret:
-            raise ConnectError("unknown", "the account has no webhook URL or secret")
+    async def on_create(self) -> None:
+        """Webhook mode: point Telegram at our URL with the account's secret. Polling mode:
+        remove any webhook, since Telegram refuses getUpdates while one is set."""
         try:
-            await self.bot.set_webhook(self.account.webhook_url,
-                                       secret_token=str(self.account.webhook_secret),
-                                       allowed_updates=ALLOWED_UPDATES)
+            if self.account.mode == "webhook":
+                if not self.account.webhook_url or not self.account.webhook_secret:
+                    raise ConnectError("unknown", "the account has no webhook URL or secret")
+                await self.bot.set_webhook(
+                    self.account.webhook_url,
+                    secret_token=self.account.webhook_secret.get_secret_value(),
+                    allowed_updates=ALLOWED_UPDATES)
+            else:
+                await self.bot.delete_webhook()
         except tg.TelegramError as exc:
-            raise ConnectError("cannot_connect", f"setWebhook failed: {classify(exc)}") from exc
+            raise ConnectError("cannot_connect", f"Telegram refused the webhook setup: "
+                               f"{classify(exc).human}") from exc
 
-    async def remove_webhook(self) -> None:
+    async def on_delete(self) -> None:
         with contextlib.suppress(tg.TelegramError):
             await self.bot.delete_webhook()
+
+    async def close(self) -> None:
+        if self._initialised:
+            with contextlib.suppress(Exception):
+                await self.bot.shutdown()
+            self._initialised = False
+
+    # ------------------------------------------------------------------ inbound
 
     def verify(self, headers: Mapping[str, str]) -> bool:
         expected = self.account.webhook_secret
         given = headers.get(SECRET_HEADER)
-        if not expected or given is None:
+        if expected is None or given is None:
             return False
-        return hmac.compare_digest(given.encode(), str(expected).encode())
+        return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
 
-    async def handle_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookResponse:
-        if not self.verify(headers):
-            return WebhookResponse(401, {"error": {"code": "bad_signature",
-                                                   "message": "missing or wrong secret token"}})
+    async def handle_webhook(self, request: HttpRequest) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponse.error(405, "method_not_allowed", "Telegram posts updates")
+        if not self.verify(request.headers):
+            return HttpResponse.error(401, "bad_signature", "missing or wrong secret token")
         try:
-            update = json.loads(body)
+            update = json.loads(request.body)
         except (ValueError, UnicodeDecodeError):
-            return WebhookResponse(400, {"error": {"code": "bad_json",
-                                                   "message": "body is not JSON"}})
+            return HttpResponse.error(400, "bad_json", "body is not JSON")
         result = self.parse(update)
         if isinstance(result, str):
-            return WebhookResponse(400, {"error": {"code": "unparseable", "message": result}})
+            return HttpResponse.error(400, "unparseable", result)
         if result is None:
-            return WebhookResponse(200, {"ok": True, "ignored": True})
-        stored = await self.sink(result)
-        return WebhookResponse(200, {"ok": True, "message_id": getattr(stored, "message_id",
-                                                                       None)})
+            return HttpResponse.of_json(200, {"ok": True, "ignored": True})
+        (stored,) = await self.runtime.sink([result])
+        return HttpResponse.of_json(200, {"ok": True, "message_id": stored.message_id})
 
     def parse(self, update: Any) -> InboundMessage | str | None:
         """The message to store, None to ignore, or the reason it cannot be parsed."""
         try:
-            result = normalise(update, AccountId(self.account.id), self.bot_id)
-        except UnparseableUpdate as exc:
+            result = normaliser.normalise_update(update, AccountId(self.account.id),
+                                                 self.bot_id)
+        except normaliser.UnparseableUpdate as exc:
             return str(exc)
         if isinstance(result, InboundMessage):
             return result
         log.info("telegram account %s: ignored update: %s", self.account.id, result.reason)
         return None
 
-    async def start(self) -> None:
-        if self.account.mode == "polling" and self.db is not None and self._poller is None:
-            self._poller = Poller(self, self.db)
-            self._poller.start()
+    def inbound(self) -> TelegramPolling | None:
+        if self.account.mode != "polling":
+            return None
+        return TelegramPolling(self.bot, self._ready, self.parse, self.account.id, classify)
 
-    async def stop(self) -> None:
-        if self._poller is not None:
-            await self._poller.stop()
-            self._poller = None
-        if self._initialised:
-            with contextlib.suppress(Exception):
-                await self.bot.shutdown()
-            self._initialised = False
+    # ------------------------------------------------------------------ outbound
+
+    def render(self, identity: AgentIdentity, text: str, context: RenderContext) -> Rendered:
+        """A bot cannot change its sender name, so the reply ends with the signature line, the
+        agent's name in bold through a `bold` entity (offsets in UTF-16 code units,
+        https://core.telegram.org/api/entities), sent without parse_mode, so nothing the agent
+        types is ever read as markup."""
+        body = with_greeting(identity, text)
+        line, spans = signature_line(identity)
+        if not line.strip():
+            return Rendered(text=body, shown_name=identity.name)
+        prefix = f"{body}\n\n" if body else ""
+        base = utf16_len(prefix)
+        entities = tuple(
+            TextEntity("bold", base + utf16_len(line[:start]), utf16_len(line[start:end]))
+            for start, end in spans if end > start)
+        return Rendered(text=prefix + line, entities=entities, shown_name=identity.name)
+
+    def measure(self, text: str, context: RenderContext) -> Measure:
+        return Measure(used=utf16_len(text), limit=TEXT_LIMIT, unit="utf16")
 
     async def send(self, outbound: OutboundMessage) -> Delivery:
         params: dict[str, Any] = {}
@@ -223,37 +211,35 @@ class TelegramConnector:
         entities = [MessageEntity(type=e.type, offset=e.offset, length=e.length)
                     for e in outbound.entities]
         try:
+            chat_id = int(outbound.thread_key)
+        except ValueError:
+            raise PermanentError("This conversation has no Telegram chat to answer in.",
+                                 code="no_chat") from None
+        try:
             await self._ready()
-            sent = await self.bot.send_message(chat_id=int(outbound.thread_key),
-                                               text=outbound.text, entities=entities or None,
-                                               **params)
+            sent = await self.bot.send_message(chat_id=chat_id, text=outbound.text,
+                                               entities=entities or None, **params)
         except (tg.TelegramError, ValueError) as exc:
             raise classify(exc) from exc
         return Delivery(external_id=f"{sent.chat.id}:{sent.message_id}", platform_ts=sent.date)
 
-    async def fetch_file(self, file_id: str) -> tuple[bytes, str | None]:
-        """The file's bytes and its path's name, fetched with the bot token kept server-side."""
+    async def fetch_attachment(self, attachment: Mapping[str, Any]) -> AttachmentStream:
+        """The file's bytes, fetched with the bot token kept server-side (getFile, then the
+        file path on the file host). Bot API files are at most 20 MB, so they fit in memory."""
+        file_id = attachment.get("file_id")
+        if not file_id:
+            raise PermanentError("This attachment has no file on Telegram.", code="no_file")
         try:
             await self._ready()
-            file = await self.bot.get_file(file_id)
-            data = await file.download_as_bytearray()
+            file = await self.bot.get_file(str(file_id))
+            data = bytes(await file.download_as_bytearray())
         except tg.TelegramError as exc:
             raise classify(exc) from exc
         name = (file.file_path or "").rpartition("/")[2] or None
-        return bytes(data), name
+        return AttachmentStream(chunks=chunks_of(data), mime=attachment.get("mime"),
+                                name=attachment.get("name") or name, size=len(data))
 
-    async def poll_once(self, offset: int | None, timeout: int) -> tuple[list[Any], int | None]:
-        """One getUpdates call: the raw updates and the offset that confirms them."""
-        await self._ready()
-        kwargs: dict[str, Any] = {"timeout": timeout, "allowed_updates": ALLOWED_UPDATES}
-        if offset is not None:
-            kwargs["offset"] = offset
-        with warnings.catch_warnings():  # the raw payloads are what we want, not Update objects
-            warnings.simplefilter("ignore")
-            raws = await self.bot.do_api_request("getUpdates", api_kwargs=kwargs,
-                                                 read_timeout=timeout + 10)
-        if not isinstance(raws, list):
-            raise tg.TelegramError("getUpdates did not return a list")
-        ids = [u["update_id"] for u in raws if isinstance(u, dict)
-               and isinstance(u.get("update_id"), int)]
-        return raws, (max(ids) + 1 if ids else offset)
+    def notices(self, snapshot: Mapping[str, Any]) -> list[Notice]:
+        if snapshot.get("mode") == "polling":
+            return [Notice("notice.polling")]
+        return []

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inbox.models import AccountId, Attachment, Author, ConversationKind, Ignored, InboundMessage
+
+if TYPE_CHECKING:
+    from connectors.base import AccountContext
 
 PLATFORM = "telegram"
 
@@ -122,7 +125,8 @@ def _author_from_user(user: Mapping[str, Any]) -> Author:
     if not isinstance(is_bot, bool):
         raise _fail(where, "'is_bot' must be a boolean")
     return Author(user_id=user_id, name=_person_name(user, where) or handle or user_id,
-                  handle=handle, is_bot=is_bot)
+                  handle=handle, is_bot=is_bot,
+                  locale=_opt_str(user, "language_code", where) or None)
 
 
 def _author_from_chat(chat: Mapping[str, Any]) -> Author:
@@ -370,7 +374,7 @@ def _ignore(reason: str) -> Handler:
     return lambda _body, _account, _bot, _raw: Ignored(reason)
 
 
-_HANDLERS: dict[str, Handler] = {
+HANDLERS: dict[str, Handler] = {
     "message": lambda m, a, b, r: _message(m, a, b, edited=False, raw=r),
     "edited_message": lambda m, a, b, r: _message(m, a, b, edited=True, raw=r),
     # Channels are broadcast, not support conversations; business messages need a
@@ -380,8 +384,20 @@ _HANDLERS: dict[str, Handler] = {
 }
 
 
-def normalise(update: Mapping[str, Any], account_id: AccountId,
-              bot_id: str | None = None) -> InboundMessage | Ignored:
+def dispatch_key(payload: Any) -> str | None:
+    """The entry of `HANDLERS` an update goes to (its one field besides `update_id`)."""
+    if not isinstance(payload, Mapping):
+        return None
+    return next((field for field in HANDLERS if field in payload), None)
+
+
+def normalise(payload: Any, account: AccountContext) -> InboundMessage | Ignored:
+    """The contract's entry point (connectors.base.Normaliser)."""
+    return normalise_update(payload, AccountId(account.id), account.platform_id)
+
+
+def normalise_update(update: Mapping[str, Any], account_id: AccountId,
+                     bot_id: str | None = None) -> InboundMessage | Ignored:
     """Normalise one Telegram `Update` object.
 
     `bot_id` is our bot's numeric id (the token's prefix / `getMe().id`): its own messages,
@@ -393,7 +409,7 @@ def normalise(update: Mapping[str, Any], account_id: AccountId,
     fields = [key for key in update if key != "update_id"]
     if not fields:
         raise UnparseableUpdate("update carries nothing besides update_id")
-    for field, handler in _HANDLERS.items():
+    for field, handler in HANDLERS.items():
         if field in update:
             body = update[field]
             if not isinstance(body, Mapping):

@@ -16,49 +16,87 @@
     strings = {};
   }
 
-  function t(key, values) {
-    var text = Object.prototype.hasOwnProperty.call(strings, key) ? strings[key] : key;
-    if (values) {
-      text = text.replace(/\{(\w+)\}/g, function (m, name) {
-        return Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : m;
-      });
+  function has(key) { return Object.prototype.hasOwnProperty.call(strings, key); }
+  function fill(text, values) {
+    if (!values) { return text; }
+    return text.replace(/\{(\w+)\}/g, function (m, name) {
+      return Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : m;
+    });
+  }
+  function t(key, values) { return fill(has(key) ? strings[key] : key, values); }
+  /* the first of `keys` the page has (a connector's own sentence before the generic one) */
+  function first(keys, fallback, values) {
+    for (var i = 0; i < keys.length; i++) {
+      if (has(keys[i])) { return t(keys[i], values); }
     }
-    return text;
+    return fallback;
+  }
+  /* plurals: the locale's CLDR category (Intl.PluralRules, as Babel on the server) */
+  var pluralRules = null;
+  function tn(key, n) {
+    if (!pluralRules) {
+      try { pluralRules = new Intl.PluralRules(locale); } catch (e) { pluralRules = null; }
+    }
+    var category = pluralRules ? pluralRules.select(n) : "other";
+    var k = has(key + "." + category) ? key + "." + category : key + ".other";
+    return t(k, { n: Number(n).toLocaleString(locale) });
+  }
+  /* a connector's strings live under platform.<name>. (web/i18n.py) */
+  function platformKey(platform, key) { return "platform." + platform + "." + key; }
+  /* web/pages.py platform_hue: a badge colour from the name (app.css data-hue) */
+  function hueOf(platform) {
+    var sum = 0;
+    for (var i = 0; i < platform.length; i++) { sum += platform.charCodeAt(i); }
+    return String(sum % 8);
+  }
+  function platformName(platform) {
+    return platform ? first([platformKey(platform, "name")], platform) : "";
   }
 
   /* ---------------------------------------------------------------- dates
-   * The same three shapes as web/i18n.py format_datetime. */
-  var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-  var partsFormat = null;
-  function localParts(date) {
-    if (!partsFormat) {
-      var opts = { year: "numeric", month: "numeric", day: "numeric", hour: "2-digit",
-                   minute: "2-digit", hourCycle: "h23", timeZone: tz };
+   * The same three shapes as web/i18n.py format_datetime, which builds them from the same
+   * CLDR fields with Babel: time (HH:mm) today, month-day + time this year, else the date;
+   * "full" is the date with the time. */
+  var TIME = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+  var SHAPES = {
+    time: TIME,
+    monthDayTime: { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+                    hourCycle: "h23" },
+    date: { year: "numeric", month: "short", day: "numeric" },
+    full: { year: "numeric", month: "short", day: "numeric", hour: "2-digit",
+            minute: "2-digit", hourCycle: "h23" },
+    day: { year: "numeric", month: "numeric", day: "numeric" }
+  };
+  var formats = {};
+  function formatter(shape) {
+    if (!formats[shape]) {
+      var opts = {};
+      Object.keys(SHAPES[shape]).forEach(function (k) { opts[k] = SHAPES[shape][k]; });
+      opts.timeZone = tz;
       try {
-        partsFormat = new Intl.DateTimeFormat("en-US", opts);
+        formats[shape] = new Intl.DateTimeFormat(locale, opts);
       } catch (e) {
         opts.timeZone = "UTC";
-        partsFormat = new Intl.DateTimeFormat("en-US", opts);
+        formats[shape] = new Intl.DateTimeFormat(locale, opts);
       }
     }
+    return formats[shape];
+  }
+  function dayOf(date) {
     var p = {};
-    partsFormat.formatToParts(date).forEach(function (x) { p[x.type] = x.value; });
-    var hour = p.hour === "24" ? "00" : p.hour;
-    return { y: +p.year, m: +p.month, d: +p.day, hm: ("0" + hour).slice(-2) + ":" + p.minute };
+    formatter("day").formatToParts(date).forEach(function (x) { p[x.type] = x.value; });
+    return { y: p.year, key: p.year + "-" + p.month + "-" + p.day };
   }
   function fmtTime(iso, style) {
     if (!iso) { return ""; }
     var date = new Date(iso);
     if (isNaN(date.getTime())) { return ""; }
-    var l = localParts(date);
-    var now = localParts(new Date());
-    var zh = locale === "zh-CN";
-    var md = zh ? l.m + "月" + l.d + "日" : MONTHS[l.m - 1] + " " + l.d;
-    var full = zh ? l.y + "年" + md : md + ", " + l.y;
-    if (style === "full") { return zh ? full + " " + l.hm : full + ", " + l.hm; }
-    if (l.y === now.y && l.m === now.m && l.d === now.d) { return l.hm; }
-    if (l.y === now.y) { return zh ? md + " " + l.hm : md + ", " + l.hm; }
-    return full;
+    if (style === "full") { return formatter("full").format(date); }
+    var day = dayOf(date);
+    var today = dayOf(new Date());
+    if (day.key === today.key) { return formatter("time").format(date); }
+    if (day.y === today.y) { return formatter("monthDayTime").format(date); }
+    return formatter("date").format(date);
   }
 
   /* ---------------------------------------------------------------- helpers */
@@ -182,8 +220,9 @@
       li.dataset.ts = c.last_message_at || "";
       li.classList.toggle("has-unread", c.unread > 0);
       $(".conv-link", li).setAttribute("href", "/conversations/" + encodeURIComponent(c.id));
-      var channel = setText(li, ".channel", t("platform." + c.platform));
+      var channel = setText(li, ".channel", platformName(c.platform));
       channel.dataset.platform = c.platform;
+      channel.dataset.hue = hueOf(c.platform || "");
       var contact = c.contact || {};
       setText(li, ".name", contact.name || "");
       setText(li, ".handle", contact.handle ? "@" + contact.handle : "");
@@ -195,6 +234,8 @@
       pill.dataset.status = c.status;
       var unread = setText(li, ".unread", c.unread);
       unread.hidden = !(c.unread > 0);
+      unread.setAttribute("aria-label", tn("inbox.unread_count", c.unread || 0));
+      unread.title = unread.getAttribute("aria-label");
     }
     function stamp(el) { return Date.parse(el.dataset.ts || "") || 0; }
     function place(li) {
@@ -255,12 +296,16 @@
     var readTimer = null;
     var readPending = false;
 
+    var platform = root.dataset.platform;
+
+    /* the connector's sentence for its code, then the generic one, else the stored text */
     function deliveryError(err) {
       if (!err) { return ""; }
       if (typeof err === "string") { return err; }
-      var key = "delivery.error." + (err.code || "");
-      if (err.code && Object.prototype.hasOwnProperty.call(strings, key)) { return strings[key]; }
-      return err.message || err.code || "";
+      var fallback = err.message || err.code || "";
+      if (!err.code) { return fallback; }
+      return first([platformKey(platform, "error." + err.code), "delivery.error." + err.code],
+                   fallback);
     }
     function fillMessage(el, m) {
       el.setAttribute("data-id", m.id);
@@ -320,15 +365,39 @@
       el.dataset.state = state;
       var badge = setText(footer, ".badge", state ? t("delivery." + state) : "");
       badge.dataset.state = state;
+      var attempts = m.delivery ? m.delivery.attempts || 0 : 0;
+      if (attempts) { badge.title = tn("delivery.attempts", attempts); } else {
+        badge.removeAttribute("title");
+      }
       var failedish = state === "failed" || state === "retry_wait";
       setText(footer, ".delivery-error", failedish ? deliveryError(m.delivery.error) : "");
       var retry = $(".retry", footer);
       retry.dataset.retry = m.id;
       retry.hidden = state !== "failed";
       retry.disabled = false;
+      /* the other ways the connector offers to send a failed reply (e.g. as a DM) */
+      var alternatives = $(".alternatives", footer);
+      alternatives.textContent = "";
+      ((state === "failed" && m.delivery.alternatives) || []).forEach(function (alt) {
+        var button = document.createElement("button");
+        button.type = "button";
+        button.className = "link retry-alt";
+        button.dataset.retry = m.id;
+        button.dataset.target = alt;
+        button.textContent = first([platformKey(platform, "alternative." + alt),
+                                    "delivery.alternative." + alt], alt);
+        alternatives.appendChild(button);
+      });
     }
     function nearBottom() {
       return window.innerHeight + window.scrollY >= document.body.scrollHeight - 160;
+    }
+    /* The live stream and an API answer can bring the same message in either order: the
+     * stream's copy is looked up when the change happens, so an answer that arrives after the
+     * stream already showed a later state (failed, sent) must not put "queued" back. */
+    var streamed = {};
+    function fromAnswer(m, mark) {
+      if ((streamed[m.id] || 0) === (mark || 0)) { upsert(m); }
     }
     function upsert(m) {
       var el = byId(thread, m.id);
@@ -370,6 +439,7 @@
     live("/api/events", { conversation: convId, since: root.dataset.since }, {
       message: function (m) {
         if (m.conversation_id !== convId) { return; }
+        streamed[m.id] = (streamed[m.id] || 0) + 1;
         upsert(m);
         if (m.direction === "in") { scheduleRead(); }
       },
@@ -390,9 +460,11 @@
       var button = event.target.closest("[data-retry]");
       if (!button || button.disabled) { return; }
       button.disabled = true;
-      api("POST", "/api/messages/" + encodeURIComponent(button.dataset.retry) + "/retry")
+      var how = button.dataset.target ? { target: button.dataset.target } : undefined;
+      var mark = streamed[button.dataset.retry];
+      api("POST", "/api/messages/" + encodeURIComponent(button.dataset.retry) + "/retry", how)
         .then(function (res) {
-          if (res.ok && res.json && res.json.id) { upsert(res.json); return; }
+          if (res.ok && res.json && res.json.id) { fromAnswer(res.json, mark); return; }
           button.disabled = false;
           if (!res.ok) { showError(t("js.retry_failed", { message: errorMessage(res) })); }
         }, function () {
@@ -407,39 +479,72 @@
     var send = document.getElementById("send");
     var count = document.getElementById("char-count");
     var errorBox = document.getElementById("compose-error");
-    var limit = parseInt(count.dataset.limit, 10) || 4096;
-    var platform = root.dataset.platform;
     var key = newKey();
     var sending = false;
     var sendLabel = send.textContent;
 
-    function weighted(value) {
-      /* X counts most CJK characters as two and every URL as 23. */
-      var urls = value.match(/https?:\/\/\S+/g) || [];
-      var rest = value.replace(/https?:\/\/\S+/g, "");
-      var n = urls.length * 23;
-      Array.from(rest).forEach(function (ch) {
-        var cp = ch.codePointAt(0);
-        var light = cp <= 0x10ff || (cp >= 0x2000 && cp <= 0x200d) ||
-          (cp >= 0x2010 && cp <= 0x201f) || (cp >= 0x2032 && cp <= 0x2037);
-        n += light ? 1 : 2;
-      });
-      return n;
+    /* Length is the connector's to measure (UTF-16 units, weighted characters…): the server
+     * answers GET …/compose?text= with {used, limit, over, fits} for the rendered reply. Until
+     * the answer for the current text arrives, the count is estimated from the last answer
+     * (the signature's share plus this text's length) and marked provisional. */
+    var shown = { text: null, used: 0, limit: parseInt(count.dataset.limit, 10) || 0 };
+    var limit = shown.limit;
+    var overhead = 0;
+    var measureTimer = null;
+    var asked = 0;
+    var MAX_QUERY = 6000; /* longer URLs would pass the server's request-line limit */
+
+    function measure(value) {
+      if (shown.text === value) { return shown; }
+      return { text: value, used: overhead + value.length, limit: limit, estimate: true };
     }
-    function length(value) { return platform === "x" ? weighted(value) : value.length; }
     function showError(message) {
       errorBox.textContent = message;
       errorBox.hidden = !message;
     }
     function refresh() {
-      var n = length(text.value);
-      count.textContent = t("js.count", { n: n, limit: limit });
-      var over = n > limit;
+      var m = measure(text.value);
+      count.textContent = m.limit ? t("js.count", { n: m.used, limit: m.limit }) : "";
+      count.classList.toggle("estimate", !!m.estimate);
+      var over = !!m.limit && m.used > m.limit;
       count.classList.toggle("over", over);
       count.title = over ? t("js.too_long") : "";
       send.disabled = sending || over || !text.value.trim();
     }
-    text.addEventListener("input", refresh);
+    /* what any answer teaches whatever the text: the limit and the frame's share */
+    function learn(c, value) {
+      var newer = typeof c.used === "number" && typeof c.limit === "number";
+      limit = newer ? c.limit : (c.text_limit || limit);
+      if (typeof c.overhead === "number") { overhead = c.overhead; } else if (newer && !value) {
+        overhead = c.used;
+      }
+      return newer ? c.used : overhead + value.length; /* the older answer: no `used` */
+    }
+    function applyCompose(used, value) {
+      shown = { text: value, used: used, limit: limit };
+      refresh();
+    }
+    function ask(value) {
+      var url = "/api/conversations/" + encodeURIComponent(convId) + "/compose";
+      if (value) { url += "?text=" + encodeURIComponent(value); }
+      if (url.length > MAX_QUERY) { return Promise.resolve(null); }
+      var mine = ++asked;
+      return api("GET", url).then(function (res) {
+        if (!res.ok || !res.json) { return null; }
+        var used = learn(res.json, value);
+        /* only the newest question's answer is the counter; older ones still teach */
+        if (mine === asked && text.value === value) { applyCompose(used, value); } else {
+          refresh();
+        }
+        return res.json;
+      }, function () { return null; });
+    }
+    function remeasure() {
+      refresh();
+      window.clearTimeout(measureTimer);
+      measureTimer = window.setTimeout(function () { ask(text.value); }, 200);
+    }
+    text.addEventListener("input", remeasure);
     text.addEventListener("keydown", function (event) {
       if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
         event.preventDefault();
@@ -452,7 +557,8 @@
     });
     function submit() {
       var value = text.value;
-      if (sending || !value.trim() || length(value) > limit) { return; }
+      var m = measure(value);
+      if (sending || !value.trim() || (m.limit && m.used > m.limit)) { return; }
       sending = true;
       send.disabled = true;
       send.textContent = t("js.sending");
@@ -461,8 +567,8 @@
           { text: value }, { "Idempotency-Key": key })
         .then(function (res) {
           if (res.ok) {
-            if (res.json && res.json.id) { upsert(res.json); }
-            if (text.value === value) { text.value = ""; }
+            if (res.json && res.json.id) { fromAnswer(res.json, 0); }
+            if (text.value === value) { text.value = ""; remeasure(); }
             key = newKey();
             window.scrollTo(0, document.body.scrollHeight);
           } else {
@@ -481,28 +587,24 @@
     }
 
     /* what the customer will see: the name, the greeting and signature around the text
-     * (GET …/compose renders them with the real identity code), and the room left */
-    api("GET", "/api/conversations/" + encodeURIComponent(convId) + "/compose").then(function (res) {
-      if (!res.ok || !res.json) { return; }
-      var c = res.json;
+     * (GET …/compose renders them with the connector's own code), and the room left */
+    ask("").then(function (c) {
+      if (!c) { return; }
       var replyAs = document.getElementById("reply-as");
-      var name = c.username || c.agent_name;
+      var name = c.shown_name || c.username || c.agent_name;
       if (name) {
         var identity = c.brand ? name + " · " + c.brand : name;
         replyAs.textContent = replyAs.dataset.template.replace("{identity}", identity);
       }
-      var greeting = (c.before || c.greeting_preview || "").trim();
-      var signature = (c.after || c.signature_preview || "").trim();
+      var greeting = (c.before || "").trim();
+      var signature = (c.after || "").trim();
       [["greeting-preview", greeting], ["signature-preview", signature]].forEach(function (pair) {
         var line = document.getElementById(pair[0]);
         setText(line, ".value", pair[1]);
         line.hidden = !pair[1];
       });
-      if (c.text_limit) {
-        limit = Math.max(c.text_limit - (c.overhead || 0), 1);
-        refresh();
-      }
-    }, function () {});
+      if (text.value) { ask(text.value); }
+    });
 
     refresh();
     window.scrollTo(0, document.body.scrollHeight);
@@ -516,12 +618,15 @@
     var result = document.getElementById("test-result");
     var testButton = document.getElementById("account-test");
 
+    var apiBase = document.getElementById("account-api-base");
     function showPlatform() {
       form.querySelectorAll("fieldset.creds").forEach(function (fs) {
         var active = fs.dataset.platform === platform.value;
         fs.disabled = !active;
         fs.hidden = !active;
       });
+      /* the connector's default API base URL, as a hint */
+      apiBase.placeholder = first([platformKey(platform.value, "api_base_url")], "");
     }
     platform.addEventListener("change", showPlatform);
     showPlatform();
@@ -529,17 +634,28 @@
     function body() {
       var p = platform.value;
       var prefix = "cred." + p + ".";
+      var optPrefix = "opt." + p + ".";
       var creds = {};
+      var options = {};
       var mode = null;
       var fs = form.querySelector('fieldset.creds[data-platform="' + p + '"]');
       fs.querySelectorAll("input, select").forEach(function (input) {
         if (input.name.indexOf(prefix) === 0) { creds[input.name.slice(prefix.length)] = input.value; }
+        if (input.name.indexOf(optPrefix) === 0) {
+          /* typed as the inputs are: the server checks them against the connector's fields */
+          var value = input.type === "checkbox" ? input.checked
+            : input.type === "number" ? (input.value === "" ? null : Number(input.value))
+            : (input.value || null);
+          options[input.name.slice(optPrefix.length)] = value;
+        }
         if (input.name === "mode") { mode = input.value; }
       });
-      return {
+      var out = {
         platform: p, name: form.elements.name.value, mode: mode,
         api_base_url: form.elements.api_base_url.value || null, credentials: creds
       };
+      if (Object.keys(options).length) { out.options = options; }
+      return out;
     }
     testButton.addEventListener("click", function (event) {
       event.preventDefault();
@@ -558,10 +674,11 @@
           return;
         }
         var err = (res.json && res.json.error) || {};
-        var key = "accounts.error." + err.code;
+        var keys = err.code ? [platformKey(platform.value, "error." + err.code),
+                               "accounts.error." + err.code] : [];
         result.className = "notice error";
-        result.textContent = Object.prototype.hasOwnProperty.call(strings, key) ? strings[key]
-          : t("accounts.error.other", { message: err.message || "HTTP " + res.status });
+        result.textContent = first(keys, t("accounts.error.other",
+                                           { message: err.message || "HTTP " + res.status }));
       }, function () {
         testButton.disabled = false;
         result.className = "notice error";
