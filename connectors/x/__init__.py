@@ -1,0 +1,1 @@
+"""X (Twitter) connector: mentions, replies and DMs through tweepy's AsyncClient."""
