@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.base import AccountContext, Connector, Sink
+from connectors.email.connector import EmailConnector
+from connectors.slack.connector import SlackConnector
 from connectors.telegram.connector import TelegramConnector
+from connectors.x.connector import XConnector
 
 CONNECTORS: dict[str, Any] = {
     TelegramConnector.platform: TelegramConnector,
+    SlackConnector.platform: SlackConnector,
+    XConnector.platform: XConnector,
+    EmailConnector.platform: EmailConnector,
 }
 
 
@@ -18,7 +23,3 @@ def connector_class(platform: str) -> Any:
     except KeyError:
         raise KeyError(f"unknown platform '{platform}'; known: {', '.join(sorted(CONNECTORS))}")\
             from None
-
-
-def build(account: AccountContext, sink: Sink, db: Any = None) -> Connector:
-    return connector_class(account.platform)(account, sink, db)  # type: ignore[no-any-return]
