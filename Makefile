@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run demo serve test lint bench soak clean browser
+.PHONY: run demo serve test lint bench soak clean system
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,16 +25,20 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(VENV)/bin/switchboard serve
 
-browser:
-	@if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "noto sans cjk"; then \
-		echo "installing chromium and fonts-noto-cjk with apt"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+# What the tests need from Debian: a browser with CJK fonts, and Dovecot as the real IMAP
+# server of the email tests (started by the tests themselves, never as a system service).
+system:
+	@if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "noto sans cjk" \
+			|| ! command -v dovecot >/dev/null 2>&1; then \
+		echo "installing chromium, fonts-noto-cjk and dovecot-imapd with apt"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium fonts-noto-cjk dovecot-imapd >/dev/null; \
 	fi
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .
 
-test: $(TEST_STAMP) browser
+test: $(TEST_STAMP) system
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 

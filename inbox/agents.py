@@ -101,6 +101,10 @@ class Agents:
         await self.db.api_tokens.insert_one(doc)
         return token, doc
 
+    async def token(self, token_id: str) -> Doc | None:
+        """An API token's record (never its hash)."""
+        return await self.db.api_tokens.find_one({"_id": oid(token_id)}, {"token_hash": 0})
+
     async def revoke_token(self, token_id: str) -> bool:
         result = await self.db.api_tokens.delete_one({"_id": oid(token_id)})
         return result.deleted_count == 1

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from connectors.channels import platforms
 from inbox.agents import AgentExists
 from inbox.models import CONVERSATION_STATUSES
-from inbox.store import NotFound, oid
+from inbox.store import NotFound
 from web.auth import client_address, requires
 from web.errors import ApiError, read_json
 from web.schemas import AgentCreate, AgentPatch, Body, ConversationPatch, TokenCreate
@@ -208,7 +208,7 @@ async def create_token(request: web.Request) -> web.Response:
 async def revoke_token(request: web.Request) -> web.Response:
     services = _services(request)
     agent = request["agent"]
-    found = await services.store.db.api_tokens.find_one({"_id": oid(request.match_info["id"])})
+    found = await services.agents.token(request.match_info["id"])
     if found is None or (found["agent_id"] != str(agent["_id"]) and agent["role"] != "admin"):
         raise NotFound(request.match_info["id"])
     await services.agents.revoke_token(request.match_info["id"])
