@@ -103,7 +103,7 @@ def _docs(chats: int, start: int) -> Iterator[dict[str, Any]]:
     for i in count():
         msg = normalise(updates.next(), account, str(BOT_ID))
         assert isinstance(msg, InboundMessage)
-        yield message_doc(msg, ObjectId(), conv_ids[i % chats], datetime.now(UTC))
+        yield message_doc(msg, conv_ids[i % chats], datetime.now(UTC))
 
 
 async def insert_one_rate(db: Database, docs: Iterator[Doc], seconds: float,

@@ -1,4 +1,11 @@
-"""The outbox: an outbound message IS its queue entry, a `messages` doc with `direction: "out"`.
+"""The outbox: a reply's queue entry in the `outbox` collection, shown as a `messages` doc.
+
+The queue entry holds everything its send needs (the rendered reply and the conversation context)
+and the delivery state; the reply's document in `messages` (`direction: "out"`) is what the
+conversation shows, with a copy of the delivery state written after each change of the entry. So
+the queue's indexes are the outbox's alone, and an inbound message's insert pays for none of
+them (messages carry one secondary index). The entry is written first: a crash before the
+message is stored leaves a reply that is still sent, and whose message is written when it is.
 
 Life of a reply: `enqueue` inserts it `queued` (one durable `insert_one`) → `claim` takes it
 `sending` under a lease → `mark_sent`, or `reschedule` (`retry_wait`, exponential back-off with
@@ -29,6 +36,7 @@ All times come from `self.clock`, the database server's clock (see `replies.timi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import uuid
@@ -41,7 +49,7 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from connectors.base import StoreResult
-from inbox.db import Database, Doc
+from inbox.db import Database, Doc, drop_obsolete_indexes
 from inbox.ingest import preview_of_doc
 from inbox.models import (
     AccountId,
@@ -63,6 +71,10 @@ from replies.timing import Clock, DbClock, backoff_delay
 log = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# what only the queue entry keeps: the shown message has no scheduling fields (and no index)
+_QUEUE_FIELDS = frozenset({"due_at", "lease_id", "lease_until", "blocked_by",
+                           "next_attempt_at"})
+_QUEUE_ONLY = frozenset(f"delivery.{f}" for f in _QUEUE_FIELDS)
 FOREVER = datetime(9999, 1, 1, tzinfo=UTC)
 PENDING = ("queued", "sending", "retry_wait")
 _CANDIDATES = 8
@@ -168,6 +180,46 @@ class Outbox:
     async def sync_clock(self) -> None:
         await self.clock.sync(self.db)
 
+    @property
+    def coll(self) -> Any:
+        return self.db.outbox
+
+    async def setup(self) -> None:
+        """Once per database: replies still pending from a release whose queue lived in
+        `messages` move to `outbox`; then the indexes that queue needed are dropped."""
+        schema = await self.db.meta.find_one({"_id": "schema"}) or {}
+        if not schema.get("outbox"):
+            moved = 0
+            async for doc in self.db.messages.find({"direction": "out",
+                                                    "delivery.due_at": _due(FOREVER)}):
+                with contextlib.suppress(DuplicateKeyError):
+                    await self.coll.insert_one(doc)
+                    moved += 1
+            if moved:
+                log.warning("moved %d pending replies into the outbox collection", moved)
+            await self.db.meta.update_one({"_id": "schema"}, {"$set": {"outbox": True}},
+                                          upsert=True)
+        await drop_obsolete_indexes(self.db)
+
+    async def _show(self, mid: ObjectId, update: Doc) -> None:
+        """Copy a change of the queue entry's delivery state onto the message the UI shows."""
+        shown: Doc = {}
+        for op in ("$set", "$unset", "$inc", "$push"):
+            fields = {k: v for k, v in (update.get(op) or {}).items()
+                      if k not in _QUEUE_ONLY}
+            if fields:
+                shown[op] = fields
+        if shown:
+            await self.db.messages.update_one({"_id": mid}, shown)
+
+    async def _update(self, flt: Doc, update: Doc) -> bool:
+        """Change a queue entry (compare-and-set by `flt`); mirrored when it matched."""
+        res = await self.coll.update_one(flt, update)
+        if res.modified_count != 1:
+            return False
+        await self._show(flt["_id"], update)
+        return True
+
     # enqueue
 
     async def enqueue(self, conversation: Mapping[str, Any], *, agent_id: str, agent_name: str,
@@ -204,20 +256,27 @@ class Outbox:
         if idempotency_key:
             doc["idempotency_key"] = idempotency_key
         try:
-            await self.db.messages.insert_one(doc)
+            await self.coll.insert_one(doc)
         except DuplicateKeyError:
             if not idempotency_key:
                 raise
-            first = await self.db.messages.find_one({"_id": mid})
-            if first is None:  # stored before keyed ids existed: the slow, rare path
-                first = await self.db.messages.find_one(
-                    {"conversation_id": conv_id, "idempotency_key": idempotency_key})
+            first = await self.db.messages.find_one({"_id": mid}) or \
+                await self.coll.find_one({"_id": mid})
             if first is None:
                 raise
             return first, False
+        await self._store_message(doc)
         await self._summarise(conversation, doc, agent_id, now)
         self._notify()
         return doc, True
+
+    async def _store_message(self, entry: Doc) -> None:
+        """The reply as the conversation shows it (again after a crash: the same `_id`)."""
+        shown = {k: v for k, v in entry.items() if k != "delivery"}
+        shown["delivery"] = {k: v for k, v in entry["delivery"].items()
+                             if k not in _QUEUE_FIELDS}
+        with contextlib.suppress(DuplicateKeyError):
+            await self.db.messages.insert_one(shown)
 
     async def _summarise(self, conversation: Mapping[str, Any], doc: Doc, agent_id: str,
                          now: datetime) -> None:
@@ -245,7 +304,7 @@ class Outbox:
             flt: Doc = {"delivery.due_at": _due(now)}
             if exclude_accounts:
                 flt["account_id"] = {"$nin": list(exclude_accounts)}
-            candidates = await self.db.messages.find(flt, {"raw": 0}).sort(
+            candidates = await self.coll.find(flt).sort(
                 "delivery.due_at", 1).limit(_CANDIDATES).to_list()
             if not candidates:
                 return None
@@ -265,6 +324,14 @@ class Outbox:
                 return None  # every candidate went to another process; let the caller idle
         return None
 
+    async def next_due(self) -> datetime | None:
+        """When the next pending reply comes due after now (None: none)."""
+        found = await self.coll.find({"delivery.due_at": {"$gt": self.clock.now(),
+                                                          "$lte": FOREVER}},
+                                     {"delivery.due_at": 1}).sort("delivery.due_at", 1) \
+            .limit(1).to_list()
+        return found[0]["delivery"]["due_at"] if found else None
+
     async def _take(self, cand: Doc, now: datetime) -> Claim | None:
         d = cand["delivery"]
         lease_id = uuid.uuid4().hex
@@ -276,12 +343,12 @@ class Outbox:
             # Its worker died or stalled mid-send: the platform may already have the reply, so
             # the send we are about to make may be its second (the documented window).
             changes["delivery.possibly_duplicated"] = True
-        res = await self.db.messages.update_one(
+        taken = await self._update(
             {"_id": cand["_id"], "delivery.state": d["state"], "delivery.due_at": d["due_at"],
              "delivery.attempts": d["attempts"]},
             {"$set": changes, "$inc": {"delivery.attempts": 1},
              "$unset": {"delivery.blocked_by": ""}})
-        if res.modified_count != 1:
+        if not taken:
             return None
         cand["delivery"] = {**d, "state": "sending", "due_at": lease_until, "lease_id": lease_id,
                             "lease_until": lease_until, "attempts": d["attempts"] + 1,
@@ -307,7 +374,7 @@ class Outbox:
     async def _pending_in(self, conversation_id: str, projection: Doc) -> list[Doc]:
         # conversation_id + a bounded due_at range: the (conversation_id, delivery.due_at) index
         # reads only this conversation's pending replies; a range on sk here made it scan.
-        return await self.db.messages.find(
+        return await self.coll.find(
             {"conversation_id": conversation_id, "delivery.due_at": _due(FOREVER)},
             projection).to_list()
 
@@ -324,14 +391,14 @@ class Outbox:
                          blocked_by=str(blocker["_id"]))
         # the blocker may have finished between our look and our write; then nobody would
         # release us before its old lease time, so look again
-        again = await self.db.messages.find_one({"_id": blocker["_id"]}, {"delivery.due_at": 1})
+        again = await self.coll.find_one({"_id": blocker["_id"]}, {"delivery.due_at": 1})
         if again is None or "due_at" not in again.get("delivery", {}):
             await self._release_followers(claim.doc["conversation_id"], str(blocker["_id"]))
 
     async def defer(self, claim: Claim, until: datetime, *, blocked_by: str | None = None) -> None:
         """Give a claim back untried (its attempt is not counted), due again at `until`."""
         state = "queued" if claim.previous_state == "queued" else "retry_wait"
-        await self.db.messages.update_one(
+        await self._update(
             {"_id": claim.doc["_id"], "delivery.lease_id": claim.lease_id},
             {"$set": {"delivery.state": state, "delivery.due_at": until,
                       "delivery.next_attempt_at": until, "delivery.lease_id": None,
@@ -345,12 +412,11 @@ class Outbox:
         for doc in await self._pending_in(conversation_id, {"delivery": 1}):
             if doc["delivery"].get("blocked_by") != message_id:
                 continue
-            res = await self.db.messages.update_one(
+            released += await self._update(
                 {"_id": doc["_id"], "delivery.blocked_by": message_id,
                  "delivery.state": doc["delivery"]["state"]},
                 {"$set": {"delivery.due_at": now, "delivery.next_attempt_at": now,
                           "delivery.blocked_by": None}})
-            released += res.modified_count
         if released:
             self._notify()
 
@@ -366,22 +432,22 @@ class Outbox:
                      "platform_ts": delivery.platform_ts or now}
         gone = {"delivery.due_at": "", "delivery.blocked_by": ""}
         mid = claim.doc["_id"]
-        res = await self.db.messages.update_one(
-            {"_id": mid, "delivery.lease_id": claim.lease_id}, {"$set": done, "$unset": gone})
-        ours = res.modified_count == 1
+        await self._store_message(claim.doc)  # in case a crash came before it was
+        ours = await self._update({"_id": mid, "delivery.lease_id": claim.lease_id},
+                                  {"$set": done, "$unset": gone})
         if not ours:
-            current = await self.db.messages.find_one({"_id": mid}, {"delivery": 1})
+            current = await self.coll.find_one({"_id": mid}, {"delivery": 1})
             if current is None:
                 return False
             d = current["delivery"]
             log.warning("reply %s was sent after its lease was lost (state now %s)",
                         claim.message_id, d["state"])
             if d["state"] == "sent":
-                await self.db.messages.update_one({"_id": mid}, {
+                await self._update({"_id": mid}, {
                     "$set": {"delivery.possibly_duplicated": True},
                     "$push": {"duplicate_external_ids": delivery.external_id}})
             else:  # whoever holds it now may send it again
-                await self.db.messages.update_one(
+                await self._update(
                     {"_id": mid, "delivery.state": d["state"],
                      "delivery.lease_id": d.get("lease_id")},
                     {"$set": {**done, "delivery.possibly_duplicated": d["state"] == "sending"},
@@ -405,7 +471,7 @@ class Outbox:
                 next_at - queued_at > timedelta(seconds=self.settings.max_age_seconds):
             await self.mark_failed(claim, error.code, error.human)
             return "failed"
-        await self.db.messages.update_one(
+        await self._update(
             {"_id": claim.doc["_id"], "delivery.lease_id": claim.lease_id},
             {"$set": {"delivery.state": "retry_wait", "delivery.due_at": next_at,
                       "delivery.next_attempt_at": next_at, "delivery.lease_id": None,
@@ -422,7 +488,8 @@ class Outbox:
         error: Doc = {"code": code, "message": human_message}
         if alternatives:
             error["alternatives"] = list(alternatives)
-        await self.db.messages.update_one(
+        await self._store_message(claim.doc)
+        await self._update(
             {"_id": claim.doc["_id"], "delivery.lease_id": claim.lease_id},
             {"$set": {"delivery.state": "failed", "delivery.failed_at": now,
                       "delivery.lease_id": None, "delivery.lease_until": None,
@@ -442,12 +509,11 @@ class Outbox:
         except NotFound:
             return StoreResult(None, None, False)
         now = self.clock.now()
-        doc = await self.db.messages.find_one({"_id": mid, "direction": "out",
-                                               "account_id": report.account_id},
-                                              {"conversation_id": 1, "delivery": 1})
+        doc = await self.coll.find_one({"_id": mid, "account_id": report.account_id},
+                                       {"conversation_id": 1, "delivery": 1})
         if doc is None:
             return StoreResult(None, None, False)
-        await self.db.messages.update_one(
+        await self._update(
             {"_id": mid}, {"$set": {
                 "delivery.state": "failed", "delivery.failed_at": report.at or now,
                 "delivery.error": {"code": report.code, "message": report.reason,
@@ -460,16 +526,15 @@ class Outbox:
         target, re-rendered); NotRetryable if not failed."""
         now = self.clock.now()
         mid = oid(message_id)
-        res = await self.db.messages.update_one(
-            {"_id": mid, "direction": "out", "delivery.state": "failed"},
-            {"$set": {**(changes or {}), "delivery.state": "queued", "delivery.due_at": now,
-                      "delivery.next_attempt_at": now, "delivery.queued_at": now,
-                      "delivery.attempts": 0, "delivery.error": None,
-                      "delivery.failed_at": None}})
+        update: Doc = {"$set": {**(changes or {}), "delivery.state": "queued",
+                                "delivery.due_at": now, "delivery.next_attempt_at": now,
+                                "delivery.queued_at": now, "delivery.attempts": 0,
+                                "delivery.error": None, "delivery.failed_at": None}}
+        retried = await self._update({"_id": mid, "delivery.state": "failed"}, update)
         doc = await self.db.messages.find_one({"_id": mid}, {"raw": 0})
         if doc is None or doc.get("direction") != "out":
             raise NotFound(message_id)
-        if res.modified_count != 1:
+        if not retried:
             raise NotRetryable(message_id, doc["delivery"]["state"])
         self._notify()
         return doc

@@ -22,7 +22,7 @@ from inbox.models import (
 from inbox.store import NotFound, Store
 from replies.outbox import Claim, NotRetryable, Outbox, ReplyContext, is_first_reply, outbound_of
 from replies.timing import DbClock, FixedClock, backoff_delay
-from tests.helpers import telegram_render
+from tests.helpers import ingest_settled, telegram_render
 from web.settings import DeliverySettings
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -33,10 +33,11 @@ Doc = dict[str, Any]
 
 
 async def conversation(store: Store, thread: str = "chat-1", account: str = "acc1") -> Doc:
-    result = await store.ingest(InboundMessage(
+    result = await ingest_settled(store, InboundMessage(
         account_id=AccountId(account), platform="telegram", external_id=f"{thread}:1",
         thread_key=thread, kind="dm", author=Author(user_id="u1", name="Ann"), text="help!",
         platform_ts=T0))
+    await store.settle()  # the conversation is created behind the acknowledgement
     return await store.get_conversation(result.conversation_id)
 
 
@@ -54,6 +55,14 @@ async def reply(box: Outbox, conv: Doc, text: str = "On it", *, key: str | None 
 
 
 async def state(store: Store, doc: Doc) -> Doc:
+    """The reply's queue entry (the outbox), where the scheduling fields live."""
+    found = await store.db.outbox.find_one({"_id": doc["_id"]})
+    assert found is not None
+    return dict(found["delivery"])
+
+
+async def shown(store: Store, doc: Doc) -> Doc:
+    """The reply as the conversation shows it: the delivery state copied from the queue."""
     found = await store.db.messages.find_one({"_id": doc["_id"]})
     assert found is not None
     return dict(found["delivery"])
@@ -356,3 +365,38 @@ async def test_the_database_clock_is_close_to_ours(store: Store) -> None:
     clock = DbClock()
     await clock.sync(store.db)
     assert clock.synced and abs(clock.offset.total_seconds()) < 5
+
+
+async def test_the_shown_reply_follows_its_queue_entry(store: Store) -> None:
+    conv = await conversation(store)
+    box = outbox(store)
+    doc = await reply(box, conv)
+    assert (await shown(store, doc))["state"] == "queued"
+    claim = await box.claim()
+    assert claim is not None and (await shown(store, doc))["state"] == "sending"
+    await box.mark_sent(claim, Delivery(external_id="chat-1:99"))
+    shown_doc = await store.db.messages.find_one({"_id": doc["_id"]})
+    assert shown_doc["delivery"]["state"] == "sent" and shown_doc["external_id"] == "chat-1:99"
+    for queue_field in ("due_at", "lease_id", "lease_until", "blocked_by"):
+        assert queue_field not in shown_doc["delivery"]  # scheduling lives in the outbox only
+
+
+async def test_a_reply_whose_message_a_crash_lost_is_still_sent_and_shown(store: Store) -> None:
+    conv = await conversation(store)
+    box = outbox(store)
+    doc = await reply(box, conv, "written just before the crash")
+    await store.db.messages.delete_one({"_id": doc["_id"]})  # queued, then the process died
+    claim = await box.claim()
+    assert claim is not None
+    await box.mark_sent(claim, Delivery(external_id="chat-1:100"))
+    restored = await store.db.messages.find_one({"_id": doc["_id"]})
+    assert restored["text"] == "written just before the crash"
+    assert restored["delivery"]["state"] == "sent"
+
+
+async def test_inbound_messages_pay_for_one_secondary_index(store: Store) -> None:
+    """The write-heavy collections carry only what their queries need (inbox/db.py)."""
+    messages = {ix["name"] async for ix in await store.db.messages.list_indexes()}
+    assert messages == {"_id_", "conversation_id_1_sk_-1"}
+    queue = {ix["name"] async for ix in await store.db.outbox.list_indexes()}
+    assert queue == {"_id_", "delivery.due_at_1", "conversation_id_1_delivery.due_at_1"}
