@@ -385,6 +385,7 @@ class Summariser:
             chunk = dict(items[start:start + CHUNK])
             if start:
                 await self._yield_to_acks()
+            await self._learn_aliases(chunk)
             await self._create_missing(chunk, tag)
             existing = {cid: d for cid, d in chunk.items() if cid in self._exists}
             if not existing:
@@ -394,6 +395,19 @@ class Summariser:
                    "sum_round": {"$ne": tag}}
             await _retrying(lambda f=flt, t=table: self.db.conversations.update_many(
                 f, _round_pipeline(t, tag)))
+
+    async def _learn_aliases(self, chunk: dict[str, _Delta]) -> None:
+        """The further thread keys messages named (an email's own Message-ID, which the
+        customer's next mail will reference) map to their conversation from now on."""
+        aliases = [{"_id": alias_oid(d.first["account_id"], key), "conversation_id": cid,
+                    "account_id": d.first["account_id"]}
+                   for cid, d in chunk.items() if len(d.keys) > 1 and d.first is not None
+                   for key in d.keys]
+        await _insert_ignoring_duplicates(self.db.thread_aliases, aliases)
+        for cid, delta in chunk.items():  # the References of the mails we send name them
+            if len(delta.keys) > 1 and cid in self._exists:
+                await self.db.conversations.update_one(
+                    {"_id": ObjectId(cid)}, {"$addToSet": {"thread_keys": {"$each": delta.keys}}})
 
     async def _create_missing(self, chunk: dict[str, _Delta], tag: str) -> None:
         """Create (filled in) the conversations of `chunk` that do not exist yet, with their
@@ -414,10 +428,6 @@ class Summariser:
         docs = [new_conversation(cid, delta, tag) for cid, delta in new.items()]
         taken = await _insert_ignoring_duplicates(self.db.conversations, docs)
         created = [d for i, d in enumerate(docs) if i not in taken]
-        aliases = [{"_id": alias_oid(d["account_id"], key), "conversation_id": str(d["_id"]),
-                    "account_id": d["account_id"]}
-                   for d in created for key in d["thread_keys"] if len(d["thread_keys"]) > 1]
-        await _insert_ignoring_duplicates(self.db.thread_aliases, aliases)
         for doc in docs:
             self._exists.add(str(doc["_id"]))
         # another process created these first: this round's messages are added as updates

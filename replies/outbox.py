@@ -50,6 +50,7 @@ from pymongo.errors import DuplicateKeyError
 
 from connectors.base import StoreResult
 from inbox.db import Database, Doc, drop_obsolete_indexes
+from inbox.ids import alias_oid
 from inbox.ingest import preview_of_doc
 from inbox.models import (
     AccountId,
@@ -452,10 +453,14 @@ class Outbox:
                      "delivery.lease_id": d.get("lease_id")},
                     {"$set": {**done, "delivery.possibly_duplicated": d["state"] == "sending"},
                      "$unset": gone})
-        if delivery.thread_alias:
+        if delivery.thread_alias:  # the customer's answer may name only this (our Message-ID)
             await self.db.conversations.update_one(
                 {"_id": oid(claim.doc["conversation_id"])},
                 {"$addToSet": {"thread_keys": delivery.thread_alias}})
+            await self.db.thread_aliases.update_one(
+                {"_id": alias_oid(claim.account_id, delivery.thread_alias)},
+                {"$setOnInsert": {"conversation_id": str(claim.doc["conversation_id"]),
+                                  "account_id": claim.account_id}}, upsert=True)
         await self._release_followers(claim.doc["conversation_id"], claim.message_id)
         return ours
 
@@ -510,8 +515,9 @@ class Outbox:
             return StoreResult(None, None, False)
         now = self.clock.now()
         doc = await self.coll.find_one({"_id": mid, "account_id": report.account_id},
-                                       {"conversation_id": 1, "delivery": 1})
-        if doc is None:
+                                       {"conversation_id": 1, "delivery": 1, "external_id": 1})
+        if doc is None or doc.get("external_id") != report.outbound_external_id:
+            # not ours, or not what we sent: a report must name the reply's own platform id
             return StoreResult(None, None, False)
         await self._update(
             {"_id": mid}, {"$set": {

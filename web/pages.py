@@ -107,7 +107,14 @@ def delivery_error(t: Translator, error: Any, platform: str = "") -> str:
     if not code:
         return message
     keys = [platform_key(platform, f"error.{code}")] if platform else []
-    return t.first([*keys, f"delivery.error.{code}"], message or code)
+    # a sentence may quote what the platform said ({reason}, {message}) or a figure it gave
+    values: dict[str, Any] = {"reason": message, "message": message}
+    if isinstance(error, Mapping):
+        values.update({k: v for k, v in error.items() if isinstance(v, str | int | float)})
+    try:
+        return t.first([*keys, f"delivery.error.{code}"], message or code, **values)
+    except (KeyError, IndexError, ValueError):  # a placeholder the error did not carry
+        return message or code
 
 
 def account_result(t: Translator, error: Mapping[str, str], platform: str = "") -> str:
