@@ -96,6 +96,10 @@ class Cluster:
         self.account_id = ""
         self.webhook_secret = ""
         self.extra_dbs: list[str] = []
+        self.processes = 1
+        self.port = 0
+        self.secret_key = secrets.token_urlsafe(32)
+        self.server_env: dict[str, str] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -178,18 +182,32 @@ class Cluster:
             "token": BOT_TOKEN, "id": BOT_ID, "username": "bench_support_bot",
             "first_name": "Bench Support"})
 
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    async def restart_server(self, *, processes: int = 1, **env: str) -> None:
+        """Stop `switchboard serve` and start it again (same port and database)."""
+        if self.server is not None:
+            await asyncio.to_thread(self.server.stop)
+        self.processes = processes
+        self.server_env = dict(env)
+        await self._start_server()
+
     async def _start_server(self) -> None:
-        port = free_port()
+        port = self.port or free_port()
+        self.port = port
         self.url = f"http://127.0.0.1:{port}"
         env = self._env() | {
+            "SWITCHBOARD_SERVER__PROCESSES": str(self.processes),
             "SWITCHBOARD_DATABASE__URI": self.uri,
             "SWITCHBOARD_DATABASE__NAME": self.db_name,
             "SWITCHBOARD_DATABASE__DATA_DIR": str(self.workdir / "data"),
             "SWITCHBOARD_SERVER__HOST": "127.0.0.1",
             "SWITCHBOARD_SERVER__PORT": str(port),
             "SWITCHBOARD_SERVER__PUBLIC_URL": self.url,
-            "SWITCHBOARD_SECURITY__SECRET_KEY": secrets.token_urlsafe(32),
-        }
+            "SWITCHBOARD_SECURITY__SECRET_KEY": self.secret_key,
+        } | self.server_env
         self.server = _spawn("server", [sys.executable, "-m", "web.cli", "serve"],
                              self.workdir, env, self.workdir / "server.log")
         proc = self.server.process
@@ -228,6 +246,15 @@ class Cluster:
     def server_pid(self) -> int:
         assert self.server is not None
         return self.server.process.pid
+
+    @property
+    def server_pids(self) -> list[int]:
+        """The server process and the processes it started (`--processes N`)."""
+        pids = [self.server_pid]
+        with contextlib.suppress(OSError):
+            children = Path(f"/proc/{self.server_pid}/task/{self.server_pid}/children")
+            pids += [int(p) for p in children.read_text().split()]
+        return pids
 
     @property
     def db_pid(self) -> int | None:

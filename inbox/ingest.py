@@ -35,11 +35,12 @@ import bson
 from bson import ObjectId
 from pymongo.errors import BulkWriteError
 
+from inbox.conversation_docs import PREVIEW_CHARS, REOPEN_FROM, preview_of_doc
 from inbox.db import Database, Doc
 from inbox.ids import alias_oid, contact_oid, conversation_oid, message_oid
 from inbox.models import InboundMessage
 from inbox.paging import make_sk
-from inbox.summaries import PREVIEW_CHARS, REOPEN_FROM, Summariser, preview_of_doc
+from inbox.summaries import Summariser
 
 log = logging.getLogger(__name__)
 

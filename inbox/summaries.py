@@ -35,16 +35,22 @@ import os
 import socket
 import time
 from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from bson import ObjectId
-from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError, WriteConcernError
+from pymongo.errors import PyMongoError
 
+from inbox.conversation_docs import (
+    Delta,
+    insert_ignoring_duplicates,
+    new_contact,
+    new_conversation,
+    preview_of_doc,
+    retrying,
+    round_pipeline,
+)
 from inbox.db import Database, Doc
-from inbox.ids import alias_oid, contact_oid
-from inbox.paging import make_sk
+from inbox.ids import alias_oid
 
 log = logging.getLogger(__name__)
 
@@ -56,114 +62,7 @@ REPAIR_EVERY = 15.0
 NEW_WITHIN = 0.25  # s: the longest a round with a new conversation yields to acknowledgements
 BUSY_WAIT_MAX = 2.0  # s: the longest a round of updates yields
 BUSY_SHARE = 0.35  # a saturated inbox spends about this share of database time on rounds
-REOPEN_FROM = ["resolved", "pending", "snoozed"]
-PREVIEW_CHARS = 140
 _HOST = socket.gethostname()
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def preview_of_doc(doc: Doc) -> str:
-    text = " ".join(str(doc.get("text") or "").split())
-    if not text and doc.get("attachments"):
-        text = f"[{doc['attachments'][0]['type']}]"
-    return text[:PREVIEW_CHARS]
-
-
-@dataclass
-class _Delta:
-    """Everything one round adds to one conversation (and what creating it would need)."""
-
-    at: datetime
-    since: datetime
-    n: int = 0
-    n_in: int = 0
-    newest_sk: str = ""
-    preview: str = ""
-    first_sk: str | None = None
-    first: Doc | None = None  # its earliest message here: kind, thread, title, author
-    keys: list[str] = field(default_factory=list)
-
-    def add(self, doc: Doc) -> None:
-        self.n += 1
-        self.n_in += doc.get("direction", "in") == "in"
-        self.at = max(self.at, doc["received_at"])
-        self.since = min(self.since, doc["received_at"])
-        if doc["sk"] > self.newest_sk:
-            self.newest_sk, self.preview = doc["sk"], preview_of_doc(doc)
-        if self.first_sk is None or doc["sk"] < self.first_sk:
-            self.first_sk = doc["sk"]
-            if doc.get("direction", "in") == "in" or self.first is None:
-                self.first = doc
-        for key in doc.get("thread_keys") or ([doc["thread_key"]] if doc.get("thread_key")
-                                             else []):
-            if key not in self.keys:
-                self.keys.append(key)
-
-    def row(self, conv_id: str) -> Doc:
-        return {"n": self.n, "i": self.n_in, "at": self.at, "sk": make_sk(self.at, conv_id),
-                "f": self.first_sk, "p": self.preview}
-
-
-def new_conversation(conv_id: str, delta: _Delta, tag: str) -> Doc:
-    """A conversation created by its first round, already summarised."""
-    first = delta.first or {}
-    author = first.get("author") or {}
-    oid = ObjectId(conv_id)
-    return {
-        "_id": oid, "account_id": first.get("account_id"), "thread_key": first.get("thread_key"),
-        "thread_keys": delta.keys, "platform": first.get("platform"),
-        "kind": first.get("kind") or "dm",
-        "contact_id": str(contact_oid(first["account_id"], str(author.get("user_id")))),
-        "title": first.get("thread_title"), "status": "open", "assignee_id": None,
-        "team": None, "labels": [], "created_at": delta.since, "last_message_at": delta.at,
-        "sk": make_sk(delta.at, oid), "first_sk": delta.first_sk or make_sk(delta.since, oid),
-        "preview": delta.preview, "preview_direction": "in", "unread": delta.n_in,
-        "message_count": delta.n, "first_response_at": None, "last_inbound_at": delta.at,
-        "customer_locale": author.get("locale"), "sum_round": tag,
-    }
-
-
-def new_contact(first: Doc) -> Doc:
-    author = first.get("author") or {}
-    identity = {"platform": first.get("platform"), "account_id": first.get("account_id"),
-                "user_id": author.get("user_id"), "handle": author.get("handle")}
-    return {"_id": contact_oid(first["account_id"], str(author.get("user_id"))),
-            "name": author.get("name"), "handle": author.get("handle"),
-            "identities": [identity], "locale": author.get("locale"),
-            "avatar_url": author.get("avatar_url"), "merged_into": None,
-            "created_at": first.get("received_at") or datetime.now(UTC)}
-
-
-def _round_pipeline(table: dict[str, Doc], tag: str) -> list[Doc]:
-    """One update for many conversations: each finds its own change by `_id` in `table`."""
-    mine = {"$getField": {"field": {"$toString": "$_id"}, "input": {"$literal": table}}}
-
-    def after(field_name: str) -> Doc:
-        return {"$gte": ["$_s.at", {"$ifNull": [f"${field_name}", _EPOCH]}]}
-
-    newer = after("last_outbound_at")
-    return [
-        {"$set": {"_s": mine}},
-        {"$set": {
-            # a round that lands after an agent read or resolved the conversation counts and
-            # reopens only for messages that arrived after that
-            "unread": {"$add": [{"$ifNull": ["$unread", 0]},
-                                {"$cond": [after("read_at"), "$_s.i", 0]}]},
-            "message_count": {"$add": [{"$ifNull": ["$message_count", 0]}, "$_s.n"]},
-            "last_message_at": {"$max": ["$last_message_at", "$_s.at"]},
-            "last_inbound_at": {"$max": ["$last_inbound_at", "$_s.at"]},
-            "sk": {"$max": ["$sk", "$_s.sk"]},
-            "first_sk": {"$min": ["$first_sk", "$_s.f"]},
-            # a reply stored after these messages keeps its preview (replies/outbox.py)
-            "preview": {"$cond": [newer, "$_s.p", "$preview"]},
-            "preview_direction": {"$cond": [newer, "in", "$preview_direction"]},
-            "status": {"$cond": [{"$and": [{"$in": ["$status", REOPEN_FROM]},
-                                           after("status_changed_at")]}, "open", "$status"]},
-            "sum_round": tag,
-        }},
-        {"$unset": "_s"},
-    ]
-
 
 class _Seen:
     """Conversation ids known to exist (a bounded set)."""
@@ -190,8 +89,8 @@ class Summariser:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.owner = str(ObjectId())
-        self._pending: dict[str, _Delta] = {}
-        self._in_flight: dict[str, _Delta] = {}
+        self._pending: dict[str, Delta] = {}
+        self._in_flight: dict[str, Delta] = {}
         self._inserting: Counter[str] = Counter()  # conversation → batches being inserted
         self._marked: set[str] = set()  # the heartbeat's `dirty`, as last written
         self._exists = _Seen()
@@ -313,7 +212,7 @@ class Summariser:
         for doc in stored:
             delta = self._pending.get(doc["conversation_id"])
             if delta is None:
-                delta = self._pending[doc["conversation_id"]] = _Delta(doc["received_at"],
+                delta = self._pending[doc["conversation_id"]] = Delta(doc["received_at"],
                                                                        doc["received_at"])
             delta.add(doc)
         if self._pending and (self._task is None or self._task.done()):
@@ -383,8 +282,6 @@ class Summariser:
         items = list(self._in_flight.items())
         for start in range(0, len(items), CHUNK):
             chunk = dict(items[start:start + CHUNK])
-            if start:
-                await self._yield_to_acks()
             await self._learn_aliases(chunk)
             await self._create_missing(chunk, tag)
             existing = {cid: d for cid, d in chunk.items() if cid in self._exists}
@@ -393,23 +290,23 @@ class Summariser:
             table = {cid: d.row(cid) for cid, d in existing.items()}
             flt = {"_id": {"$in": [ObjectId(cid) for cid in existing]},
                    "sum_round": {"$ne": tag}}
-            await _retrying(lambda f=flt, t=table: self.db.conversations.update_many(
-                f, _round_pipeline(t, tag)))
+            await retrying(lambda f=flt, t=table: self.db.conversations.update_many(
+                f, round_pipeline(t, tag)))
 
-    async def _learn_aliases(self, chunk: dict[str, _Delta]) -> None:
+    async def _learn_aliases(self, chunk: dict[str, Delta]) -> None:
         """The further thread keys messages named (an email's own Message-ID, which the
         customer's next mail will reference) map to their conversation from now on."""
         aliases = [{"_id": alias_oid(d.first["account_id"], key), "conversation_id": cid,
                     "account_id": d.first["account_id"]}
                    for cid, d in chunk.items() if len(d.keys) > 1 and d.first is not None
                    for key in d.keys]
-        await _insert_ignoring_duplicates(self.db.thread_aliases, aliases)
+        await insert_ignoring_duplicates(self.db.thread_aliases, aliases)
         for cid, delta in chunk.items():  # the References of the mails we send name them
             if len(delta.keys) > 1 and cid in self._exists:
                 await self.db.conversations.update_one(
                     {"_id": ObjectId(cid)}, {"$addToSet": {"thread_keys": {"$each": delta.keys}}})
 
-    async def _create_missing(self, chunk: dict[str, _Delta], tag: str) -> None:
+    async def _create_missing(self, chunk: dict[str, Delta], tag: str) -> None:
         """Create (filled in) the conversations of `chunk` that do not exist yet, with their
         contacts and aliases; those another process created first join the update."""
         unknown = [cid for cid in chunk if cid not in self._exists]
@@ -424,9 +321,9 @@ class Summariser:
             return
         contacts = {str(c["_id"]): c for c in (new_contact(d.first) for d in new.values()
                                                if d.first is not None)}
-        await _insert_ignoring_duplicates(self.db.contacts, list(contacts.values()))
+        await insert_ignoring_duplicates(self.db.contacts, list(contacts.values()))
         docs = [new_conversation(cid, delta, tag) for cid, delta in new.items()]
-        taken = await _insert_ignoring_duplicates(self.db.conversations, docs)
+        taken = await insert_ignoring_duplicates(self.db.conversations, docs)
         created = [d for i, d in enumerate(docs) if i not in taken]
         for doc in docs:
             self._exists.add(str(doc["_id"]))
@@ -487,7 +384,7 @@ class Summariser:
             "sk", 1).limit(1).to_list()
         total = await self.db.messages.count_documents({"conversation_id": conv_id})
         last, first = newest[0], oldest[0]
-        delta = _Delta(last.get("received_at") or last.get("created_at") or datetime.now(UTC),
+        delta = Delta(last.get("received_at") or last.get("created_at") or datetime.now(UTC),
                        first.get("received_at") or datetime.now(UTC))
         delta.newest_sk, delta.preview = last["sk"], preview_of_doc(last)
         delta.first_sk, delta.first = first["sk"], first
@@ -505,57 +402,19 @@ class Summariser:
             if first.get("direction", "in") != "in" or "author" not in first:
                 return  # only replies: nothing to build a conversation from
             delta.n, delta.n_in = max(total, 0), max(unread, 0)
-            await _insert_ignoring_duplicates(self.db.contacts, [new_contact(first)])
+            await insert_ignoring_duplicates(self.db.contacts, [new_contact(first)])
             doc = new_conversation(conv_id, delta, tag)
-            if await _insert_ignoring_duplicates(self.db.conversations, [doc]):
+            if await insert_ignoring_duplicates(self.db.conversations, [doc]):
                 return await self.rebuild(conv_id)  # created meanwhile: update it instead
             self._exists.add(conv_id)
             await self.db.meta.update_one({"_id": "inbox"}, {"$min": {"floor_sk": doc["sk"]}},
                                           upsert=True)
             return None
-        pipeline = _round_pipeline({conv_id: delta.row(conv_id)}, tag)
+        pipeline = round_pipeline({conv_id: delta.row(conv_id)}, tag)
         pipeline[1]["$set"].update({"unread": max(unread, 0), "message_count": max(total, 0)})
         await self.db.conversations.update_one({"_id": ObjectId(conv_id)}, pipeline)
         return None
 
-
-async def _insert_ignoring_duplicates(coll: Any, docs: list[Doc]) -> set[int]:
-    """insert_many that treats duplicate keys as "already there"; returns their indexes."""
-    if not docs:
-        return set()
-    try:
-        await _retrying(lambda: coll.insert_many(docs, ordered=False))
-    except BulkWriteError as exc:
-        taken: set[int] = set()
-        for err in exc.details.get("writeErrors", []):
-            if err.get("code") != 11000:
-                raise
-            taken.add(int(err["index"]))
-        return taken
-    return set()
-
-
-def _transient(exc: PyMongoError) -> bool:
-    return isinstance(exc, ConnectionFailure | WriteConcernError) or \
-        exc.has_error_label("RetryableWriteError")
-
-
-async def _retrying(call: Any) -> None:
-    """Retry one idempotent statement until the database is back; other errors raise."""
-    delay = 0.05
-    while True:
-        try:
-            await call()
-            return
-        except BulkWriteError:
-            raise
-        except PyMongoError as exc:
-            if not _transient(exc):
-                raise
-            log.warning("summaries: write failed (%s); retrying in %.1f s",
-                        type(exc).__name__, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -37,7 +37,6 @@ All times come from `self.clock`, the database server's clock (see `replies.timi
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Collection, Mapping
@@ -53,19 +52,16 @@ from inbox.db import Database, Doc, drop_obsolete_indexes
 from inbox.ids import alias_oid
 from inbox.ingest import preview_of_doc
 from inbox.models import (
-    AccountId,
-    ConversationId,
     Delivery,
     DeliveryError,
     DeliveryReport,
-    MessageId,
-    OutboundMessage,
     RateLimited,
     Rendered,
-    TextEntity,
 )
 from inbox.paging import make_sk
 from inbox.store import NotFound, oid
+from replies.ordering import FOREVER, InConversationOrder, due_range
+from replies.reply import ReplyContext, is_first_reply, keyed_id, outbound_of
 from replies.settings import DeliverySettings
 from replies.timing import Clock, DbClock, backoff_delay
 
@@ -76,11 +72,12 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _QUEUE_FIELDS = frozenset({"due_at", "lease_id", "lease_until", "blocked_by",
                            "next_attempt_at"})
 _QUEUE_ONLY = frozenset(f"delivery.{f}" for f in _QUEUE_FIELDS)
-FOREVER = datetime(9999, 1, 1, tzinfo=UTC)
 PENDING = ("queued", "sending", "retry_wait")
 _CANDIDATES = 8
 _ROUNDS = 3
-_AFTER = timedelta(milliseconds=1)
+
+
+__all__ = ["Claim", "NotRetryable", "Outbox", "ReplyContext", "is_first_reply", "outbound_of"]
 
 
 class NotRetryable(Exception):
@@ -112,57 +109,7 @@ class Claim:
         return int(self.doc["delivery"]["attempts"])
 
 
-def is_first_reply(conversation: Mapping[str, Any], agent_id: str) -> bool:
-    """Whether `agent_id` has not replied in this conversation yet (greeting decision)."""
-    return agent_id not in (conversation.get("responders") or [])
-
-
-def outbound_of(doc: Mapping[str, Any]) -> OutboundMessage:
-    """The connector's view of a stored reply: exactly what was rendered, and the context of
-    its conversation recorded when it was queued."""
-    rendered = Rendered.from_doc(doc["rendered"]) if doc.get("rendered") else Rendered(
-        text=doc["rendered_text"], entities=tuple(
-            TextEntity(e["type"], int(e["offset"]), int(e["length"]))
-            for e in doc.get("entities") or ()), username=doc.get("username"))
-    return OutboundMessage(
-        message_id=MessageId(str(doc["_id"])),
-        conversation_id=ConversationId(str(doc["conversation_id"])),
-        account_id=AccountId(str(doc["account_id"])), thread_key=str(doc["thread_key"]),
-        text=rendered.text, entities=rendered.entities,
-        reply_to=doc.get("reply_to"), agent_name=doc.get("agent_name") or "",
-        agent_title=doc.get("agent_title"), kind=doc.get("kind") or "dm",
-        reply_to_author=doc.get("reply_to_author"),
-        thread_aliases=tuple(doc.get("thread_aliases") or ()),
-        recipients=tuple(doc.get("recipients") or ()), subject=rendered.subject or
-        doc.get("subject"), references=tuple(doc.get("references") or ()),
-        target=doc.get("target") or "thread", rendered=rendered,
-        reply_route=doc.get("reply_route"))
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyContext:
-    """What the connector will need of the conversation when it sends (recorded at enqueue,
-    so a retry days later sends to the same place)."""
-
-    reply_to: str | None = None
-    reply_to_author: str | None = None
-    target: str = "thread"
-    recipients: tuple[str, ...] = ()
-    references: tuple[str, ...] = ()
-    reply_route: dict[str, Any] | None = None
-
-
-def _keyed_id(conversation_id: str, key: str) -> ObjectId:
-    """The same `_id` for the same (conversation, idempotency key), so a retried request finds
-    the first one by `_id`: reads never used the `$type`-partial unique index (measured)."""
-    return ObjectId(hashlib.sha256(f"{conversation_id}\0{key}".encode()).digest()[:12])
-
-
-def _due(upto: datetime) -> Doc:
-    return {"$gte": EPOCH, "$lte": upto}
-
-
-class Outbox:
+class Outbox(InConversationOrder):
     def __init__(self, db: Database, settings: DeliverySettings, *,
                  clock: Clock | None = None) -> None:
         self.db = db
@@ -192,7 +139,7 @@ class Outbox:
         if not schema.get("outbox"):
             moved = 0
             async for doc in self.db.messages.find({"direction": "out",
-                                                    "delivery.due_at": _due(FOREVER)}):
+                                                    "delivery.due_at": due_range(FOREVER)}):
                 with contextlib.suppress(DuplicateKeyError):
                     await self.coll.insert_one(doc)
                     moved += 1
@@ -232,7 +179,7 @@ class Outbox:
         now = self.clock.now()
         ctx = context or ReplyContext()
         conv_id = str(conversation["_id"])
-        mid = _keyed_id(conv_id, idempotency_key) if idempotency_key else ObjectId()
+        mid = keyed_id(conv_id, idempotency_key) if idempotency_key else ObjectId()
         shown = rendered.shown_name or agent_name
         doc: Doc = {
             "_id": mid, "sk": make_sk(now, mid), "conversation_id": conv_id,
@@ -302,7 +249,7 @@ class Outbox:
         """Take the most overdue deliverable reply, or None; skips `exclude_accounts`."""
         for _ in range(_ROUNDS):
             now = self.clock.now()
-            flt: Doc = {"delivery.due_at": _due(now)}
+            flt: Doc = {"delivery.due_at": due_range(now)}
             if exclude_accounts:
                 flt["account_id"] = {"$nin": list(exclude_accounts)}
             candidates = await self.coll.find(flt).sort(
@@ -325,7 +272,7 @@ class Outbox:
                 return None  # every candidate went to another process; let the caller idle
         return None
 
-    async def next_due(self) -> datetime | None:
+    async def nextdue_range(self) -> datetime | None:
         """When the next pending reply comes due after now (None: none)."""
         found = await self.coll.find({"delivery.due_at": {"$gt": self.clock.now(),
                                                           "$lte": FOREVER}},
@@ -372,30 +319,6 @@ class Outbox:
             f" (last error: {last})" if last else ""))
         return True
 
-    async def _pending_in(self, conversation_id: str, projection: Doc) -> list[Doc]:
-        # conversation_id + a bounded due_at range: the (conversation_id, delivery.due_at) index
-        # reads only this conversation's pending replies; a range on sk here made it scan.
-        return await self.coll.find(
-            {"conversation_id": conversation_id, "delivery.due_at": _due(FOREVER)},
-            projection).to_list()
-
-    async def _blocker(self, claim: Claim) -> Doc | None:
-        """The latest pending reply created before this one in its conversation, if any."""
-        pending = await self._pending_in(claim.doc["conversation_id"],
-                                         {"sk": 1, "delivery.state": 1, "delivery.due_at": 1})
-        earlier = [p for p in pending
-                   if p["sk"] < claim.doc["sk"] and p["_id"] != claim.doc["_id"]]
-        return max(earlier, key=lambda p: p["sk"]) if earlier else None
-
-    async def _defer_behind(self, claim: Claim, blocker: Doc) -> None:
-        await self.defer(claim, blocker["delivery"]["due_at"] + _AFTER,
-                         blocked_by=str(blocker["_id"]))
-        # the blocker may have finished between our look and our write; then nobody would
-        # release us before its old lease time, so look again
-        again = await self.coll.find_one({"_id": blocker["_id"]}, {"delivery.due_at": 1})
-        if again is None or "due_at" not in again.get("delivery", {}):
-            await self._release_followers(claim.doc["conversation_id"], str(blocker["_id"]))
-
     async def defer(self, claim: Claim, until: datetime, *, blocked_by: str | None = None) -> None:
         """Give a claim back untried (its attempt is not counted), due again at `until`."""
         state = "queued" if claim.previous_state == "queued" else "retry_wait"
@@ -405,23 +328,6 @@ class Outbox:
                       "delivery.next_attempt_at": until, "delivery.lease_id": None,
                       "delivery.lease_until": None, "delivery.blocked_by": blocked_by},
              "$inc": {"delivery.attempts": -1}})
-
-    async def _release_followers(self, conversation_id: str, message_id: str) -> None:
-        """Make replies that waited for `message_id` due now."""
-        now = self.clock.now()
-        released = 0
-        for doc in await self._pending_in(conversation_id, {"delivery": 1}):
-            if doc["delivery"].get("blocked_by") != message_id:
-                continue
-            released += await self._update(
-                {"_id": doc["_id"], "delivery.blocked_by": message_id,
-                 "delivery.state": doc["delivery"]["state"]},
-                {"$set": {"delivery.due_at": now, "delivery.next_attempt_at": now,
-                          "delivery.blocked_by": None}})
-        if released:
-            self._notify()
-
-    # finishing an attempt
 
     async def mark_sent(self, claim: Claim, delivery: Delivery) -> bool:
         """Record the platform's id; False when our lease had been lost (possible duplicate)."""
