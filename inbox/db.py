@@ -27,18 +27,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("platform", ASCENDING), ("platform_id", ASCENDING)], unique=True,
                    partialFilterExpression={"platform_id": {"$type": "string"}}),
     ],
-    "contacts": [
-        IndexModel([("identities.account_id", ASCENDING), ("identities.user_id", ASCENDING)],
-                   unique=True),
-    ],
+    # contacts are found by their derived `_id` (inbox/ids.py)
+    "contacts": [],
+    # the inbox's lists: a status tab, mine / unassigned, each newest first; the channel filter
+    # reads through them (a secondary filter, and one index fewer on every summary write)
     "conversations": [
         IndexModel([("sk", DESCENDING)]),
         IndexModel([("status", ASCENDING), ("sk", DESCENDING)]),
-        IndexModel([("status", ASCENDING), ("platform", ASCENDING), ("sk", DESCENDING)]),
-        IndexModel([("platform", ASCENDING), ("sk", DESCENDING)]),
         IndexModel([("assignee_id", ASCENDING), ("status", ASCENDING), ("sk", DESCENDING)]),
-        IndexModel([("assignee_id", ASCENDING), ("status", ASCENDING), ("platform", ASCENDING),
-                    ("sk", DESCENDING)]),
         IndexModel([("assignee_id", ASCENDING), ("sk", DESCENDING)]),
     ],
     "messages": [
@@ -76,13 +72,16 @@ LEGACY_INDEXES: dict[str, list[IndexModel]] = {
                             unique=True, partialFilterExpression={"direction": "in"})],
     "conversations": [IndexModel([("account_id", ASCENDING), ("thread_key", ASCENDING)],
                                  unique=True)],
+    "contacts": [IndexModel([("identities.account_id", ASCENDING),
+                             ("identities.user_id", ASCENDING)], unique=True)],
 }
 SCHEMA = 2
 # indexes of earlier releases that nothing queries any more, dropped at start-up
 OBSOLETE_INDEXES: dict[str, tuple[str, ...]] = {
     "messages": ("delivery.due_at_1", "conversation_id_1_delivery.due_at_1",
                  "conversation_id_1_idempotency_key_1"),
-    "conversations": ("account_id_1_thread_keys_1",),
+    "conversations": ("account_id_1_thread_keys_1", "status_1_platform_1_sk_-1",
+                      "platform_1_sk_-1", "assignee_id_1_status_1_platform_1_sk_-1"),
 }
 
 
@@ -109,7 +108,8 @@ async def ensure_indexes(db: Database) -> bool:
     whether the database is a legacy one (see the module docstring)."""
     legacy = bool((await schema(db)).get("legacy"))
     for name, models in INDEXES.items():
-        await db[name].create_indexes(models)
+        if models:
+            await db[name].create_indexes(models)
     if legacy:
         for name, models in LEGACY_INDEXES.items():
             await db[name].create_indexes(models)

@@ -216,10 +216,16 @@ class Ingestor:
             waiting.append((seen[key], (msg, fut)))
         if not docs:
             return
-        await self.summaries.inserting(now, docs)
+        # the heartbeat lists the batch's conversations as dirty while the batch is inserted,
+        # both before the acknowledgement: a crash after it can always rebuild them (and one
+        # before it is delivered again; a redelivered duplicate checks its conversation)
+        marking = asyncio.ensure_future(self.summaries.inserting(now, docs))
         duplicate_at: set[int] = set()
         try:
-            await self.db.messages.insert_many(docs, ordered=False)
+            try:
+                await self.db.messages.insert_many(docs, ordered=False)
+            finally:
+                await marking
         except BulkWriteError as exc:
             try:
                 duplicate_at = _duplicates(exc)
@@ -231,6 +237,8 @@ class Ingestor:
             raise
         stored = [d for i, d in enumerate(docs) if i not in duplicate_at]
         self.summaries.inserted(now, stored)
+        if duplicate_at:
+            self.summaries.ensure({docs[i]["conversation_id"] for i in duplicate_at})
         existing = await self._existing([docs[i] for i in duplicate_at])
         first_waiter: set[int] = set()
         for index, (_, fut) in waiting:

@@ -12,7 +12,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from inbox.db import Database, Doc, ensure_indexes
-from inbox.ids import alias_oid, conversation_oid, message_oid
+from inbox.ids import alias_oid, contact_oid, conversation_oid, message_oid
 from inbox.ingest import Ingestor, IngestResult
 from inbox.models import (
     CONVERSATION_STATUSES,
@@ -113,9 +113,12 @@ class Store:
             fields["locale"] = author.locale
         if author.handle:
             fields["handle"] = author.handle
-        await self.db.contacts.update_one(
-            {"identities.account_id": account_id, "identities.user_id": author.user_id},
-            {"$set": fields})
+        res = await self.db.contacts.update_one({"_id": contact_oid(account_id, author.user_id)},
+                                                {"$set": fields})
+        if not res.matched_count and self.ingestor.legacy:  # a contact from before derived ids
+            await self.db.contacts.update_one(
+                {"identities.account_id": account_id, "identities.user_id": author.user_id},
+                {"$set": fields})
         if message_id:
             await self.db.messages.update_one(
                 {"_id": oid(message_id)},

@@ -208,6 +208,25 @@ class Summariser:
         self._inserting += Counter()
         self.add(stored)
 
+    def ensure(self, conv_ids: set[str]) -> None:
+        """Redelivered messages: their conversations must exist. One the first delivery's
+        crash left unmade (stored, not acknowledged, not listed as dirty) is rebuilt."""
+        unknown = [c for c in conv_ids if c not in self._exists]
+        if not unknown:
+            return
+
+        async def check() -> None:
+            found = {str(d["_id"]) async for d in self.db.conversations.find(
+                {"_id": {"$in": [ObjectId(c) for c in unknown]}}, {"_id": 1})}
+            for conv_id in unknown:
+                if conv_id in found:
+                    self._exists.add(conv_id)
+                elif conv_id not in self._pending and conv_id not in self._in_flight:
+                    await self.rebuild(conv_id)
+
+        task = asyncio.create_task(check())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
     def add(self, stored: list[Doc]) -> None:
         for doc in stored:
             delta = self._pending.get(doc["conversation_id"])
