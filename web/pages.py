@@ -49,7 +49,8 @@ BLANK_CONVERSATION: dict[str, Any] = {
 BLANK_MESSAGE: dict[str, Any] = {
     "id": "", "conversation_id": "", "direction": "out", "text": "", "rendered_text": None,
     "author": {"name": "", "handle": None}, "agent_id": None, "agent_name": None,
-    "platform_ts": None, "edited": False, "attachments": [],
+    "platform_ts": None, "edited": False, "attachments": [], "deleted_at": None, "html": None,
+    "full_text": None,
     "delivery": {"state": "", "attempts": 0, "error": None, "alternatives": []}}
 
 
