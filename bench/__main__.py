@@ -20,12 +20,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import fig_ingest, fig_live, fig_queries, fig_replies
+from bench import fig_ingest, fig_live, fig_queries, fig_replies, fig_sustained
 from bench.cluster import Cluster
 from bench.stats import Clock, fmt, machine, table
 
 HERE = Path(__file__).resolve().parent
 FIGURES = ("ingest", "live", "replies", "queries")
+EXTRA_FIGURES = ("sustained",)  # only when asked for: ten minutes and more
 DEFAULT_SIZES = [10_000, 100_000, 1_000_000]
 
 
@@ -40,7 +41,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="message counts for the inbox-query figure (default 10000,100000,"
                         "1000000; with --quick 500,1500)")
     p.add_argument("--only", default=",".join(FIGURES),
-                   help=f"a comma-separated subset of {', '.join(FIGURES)}")
+                   help=f"a comma-separated subset of {', '.join(FIGURES + EXTRA_FIGURES)} "
+                        "(sustained runs only when named: `make bench-sustained`)")
+    p.add_argument("--sustained-seconds", type=float, default=600.0,
+                   help="how long the sustained figure runs (default 600)")
     p.add_argument("--out", default=str(HERE / "out" / "results.json"),
                    help="where the figures go (bench/out/ is not committed: it holds this "
                         "machine's paths)")
@@ -74,7 +78,7 @@ def _params(quick: bool) -> dict[str, dict[str, Any]]:
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     clock = Clock(args.budget)
     only = [f.strip() for f in args.only.split(",") if f.strip()]
-    unknown = set(only) - set(FIGURES)
+    unknown = set(only) - set(FIGURES) - set(EXTRA_FIGURES)
     if unknown:
         raise SystemExit(f"unknown figure(s): {', '.join(sorted(unknown))}")
     params = _params(args.quick)
@@ -95,7 +99,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             with contextlib.suppress(importlib.metadata.PackageNotFoundError):
                 version = importlib.metadata.version("SecantusDB")
                 results["embedded_package"] = f"SecantusDB {version}"
-        for name in FIGURES:
+        for name in FIGURES + EXTRA_FIGURES:
             if name not in only:
                 continue
             started = time.monotonic()
@@ -109,6 +113,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 out = await fig_live.run(cluster, **params["live"])
             elif name == "replies":
                 out = await fig_replies.run(cluster, **params["replies"])
+            elif name == "sustained":
+                out = await fig_sustained.run(cluster, seconds=args.sustained_seconds)
             else:
                 budget = clock.left() - 15  # leave time to stop everything
                 out = await fig_queries.run(cluster, sizes=sizes, budget_s=budget,
@@ -178,6 +184,12 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         out.append(("4 replies", "POST → sandbox has it, idle",
                     f"p50/p95 {fmt(idle['p50_ms'])}/{fmt(idle['p95_ms'])} ms",
                     "p95 < 300 ms" + _verdict((idle["p95_ms"] or 1e9) < 300)))
+        other = f.get("accepted_by_one_process_sent_by_another")
+        if other:
+            out.append(("4 replies", "accepted by one process, sent by another's worker",
+                        f"p50/p95 {fmt(other['p50_ms'])}/{fmt(other['p95_ms'])} ms "
+                        f"({other['not_received_in_10s']} not in 10 s)",
+                        "p95 < 100 ms" + _verdict((other["p95_ms"] or 1e9) < 100)))
         for key, label in (("sustained_no_429", "sustained, no 429s"),
                            ("sustained_10pct_429", "sustained, 10% answered 429")):
             s = f[key]
@@ -186,6 +198,16 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                         f"429s; exactly once: {'yes' if s['exactly_once'] else 'NO'}",
                         "all delivered exactly once" + _verdict(s["exactly_once"])
                         if key == "sustained_10pct_429" else "—"))
+    if "sustained" in figs:
+        f = figs["sustained"]
+        worst_in = min(m["ingest_per_s"] for m in f["minutes"])
+        worst_out = min(m["replies_per_s"] for m in f["minutes"])
+        p99 = max(m["ingest_p99_ms"] or 0 for m in f["minutes"])
+        out.append(("5 sustained", f"{f['seconds'] / 60:.0f} min at {f['share_of_capacity']:.0%}"
+                    f": ingest {fmt(f['ingest_target_per_s'])}/s, replies "
+                    f"{fmt(f['replies_target_per_s'])}/s", f"slowest minute: {fmt(worst_in)} "
+                    f"acks/s, {fmt(worst_out)} replies/s; worst minute's ingest p99 {fmt(p99)} ms;"
+                    f" errors {f['errors'] or 'none'}", "holds its rate" + _verdict(f["held"])))
     return out
 
 

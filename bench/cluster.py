@@ -194,11 +194,25 @@ class Cluster:
         self.server_env = dict(env)
         await self._start_server()
 
-    async def _start_server(self) -> None:
-        port = self.port or free_port()
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        env = self._env() | {
+    async def start_joined(self, env: dict[str, str]) -> Child:
+        """One more server process on the same database (`serve --join`), on its own port."""
+        port = free_port()
+        base = self._server_env(port) | env
+        child = _spawn("joined", [sys.executable, "-m", "web.cli", "serve", "--join", self.uri],
+                       self.workdir, base, self.workdir / f"joined-{port}.log")
+        assert self.http is not None
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with self.http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                    if resp.status == 200:
+                        return child
+            if child.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the joined server process did not start")
+            await asyncio.sleep(0.1)
+
+    def _server_env(self, port: int) -> dict[str, str]:
+        return self._env() | {
             "SWITCHBOARD_SERVER__PROCESSES": str(self.processes),
             "SWITCHBOARD_DATABASE__URI": self.uri,
             "SWITCHBOARD_DATABASE__NAME": self.db_name,
@@ -208,6 +222,12 @@ class Cluster:
             "SWITCHBOARD_SERVER__PUBLIC_URL": self.url,
             "SWITCHBOARD_SECURITY__SECRET_KEY": self.secret_key,
         } | self.server_env
+
+    async def _start_server(self) -> None:
+        port = self.port or free_port()
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        env = self._server_env(port)
         self.server = _spawn("server", [sys.executable, "-m", "web.cli", "serve"],
                              self.workdir, env, self.workdir / "server.log")
         proc = self.server.process

@@ -149,23 +149,31 @@ class Outbox(InConversationOrder):
                                           upsert=True)
         await drop_obsolete_indexes(self.db)
 
-    async def _show(self, mid: ObjectId, update: Doc) -> None:
-        """Copy a change of the queue entry's delivery state onto the message the UI shows."""
+    async def _show(self, mid: ObjectId, update: Doc, entry: Doc | None = None) -> None:
+        """Copy a change of the queue entry's delivery state onto the message the UI shows;
+        with `entry`, write that message first if a crash kept it from being stored."""
         shown: Doc = {}
-        for op in ("$set", "$unset", "$inc", "$push"):
+        for op in ("$set", "$unset", "$push"):  # attempts are copied when an attempt ends
             fields = {k: v for k, v in (update.get(op) or {}).items()
                       if k not in _QUEUE_ONLY}
             if fields:
                 shown[op] = fields
-        if shown:
+        if not shown:
+            return
+        res = await self.db.messages.update_one({"_id": mid}, shown)
+        if not res.matched_count and entry is not None:
+            await self._store_message(entry)
             await self.db.messages.update_one({"_id": mid}, shown)
 
-    async def _update(self, flt: Doc, update: Doc) -> bool:
-        """Change a queue entry (compare-and-set by `flt`); mirrored when it matched."""
+    async def _update(self, flt: Doc, update: Doc, *, show: bool = True,
+                      entry: Doc | None = None) -> bool:
+        """Change a queue entry (compare-and-set by `flt`); mirrored when it matched (unless
+        `show` is off: a state the conversation need not show, such as `sending`)."""
         res = await self.coll.update_one(flt, update)
         if res.modified_count != 1:
             return False
-        await self._show(flt["_id"], update)
+        if show:
+            await self._show(flt["_id"], update, entry)
         return True
 
     # enqueue
@@ -291,11 +299,13 @@ class Outbox(InConversationOrder):
             # Its worker died or stalled mid-send: the platform may already have the reply, so
             # the send we are about to make may be its second (the documented window).
             changes["delivery.possibly_duplicated"] = True
+        # not shown: a reply goes from queued to sent (or to retry_wait) in the conversation,
+        # one write fewer per send; the attempts are copied when the attempt ends
         taken = await self._update(
             {"_id": cand["_id"], "delivery.state": d["state"], "delivery.due_at": d["due_at"],
              "delivery.attempts": d["attempts"]},
             {"$set": changes, "$inc": {"delivery.attempts": 1},
-             "$unset": {"delivery.blocked_by": ""}})
+             "$unset": {"delivery.blocked_by": ""}}, show=False)
         if not taken:
             return None
         cand["delivery"] = {**d, "state": "sending", "due_at": lease_until, "lease_id": lease_id,
@@ -339,9 +349,11 @@ class Outbox(InConversationOrder):
                      "platform_ts": delivery.platform_ts or now}
         gone = {"delivery.due_at": "", "delivery.blocked_by": ""}
         mid = claim.doc["_id"]
-        await self._store_message(claim.doc)  # in case a crash came before it was
+        done["delivery.attempts"] = claim.attempts
+        done["delivery.possibly_duplicated"] = bool(
+            claim.doc["delivery"].get("possibly_duplicated"))
         ours = await self._update({"_id": mid, "delivery.lease_id": claim.lease_id},
-                                  {"$set": done, "$unset": gone})
+                                  {"$set": done, "$unset": gone}, entry=claim.doc)
         if not ours:
             current = await self.coll.find_one({"_id": mid}, {"delivery": 1})
             if current is None:
@@ -386,8 +398,9 @@ class Outbox(InConversationOrder):
             {"_id": claim.doc["_id"], "delivery.lease_id": claim.lease_id},
             {"$set": {"delivery.state": "retry_wait", "delivery.due_at": next_at,
                       "delivery.next_attempt_at": next_at, "delivery.lease_id": None,
-                      "delivery.lease_until": None,
-                      "delivery.error": {"code": error.code, "message": error.human}}})
+                      "delivery.lease_until": None, "delivery.attempts": claim.attempts,
+                      "delivery.error": {"code": error.code, "message": error.human}}},
+            entry=claim.doc)
         await self._release_followers(claim.doc["conversation_id"], claim.message_id)
         return "retry_wait"
 
@@ -399,13 +412,13 @@ class Outbox(InConversationOrder):
         error: Doc = {"code": code, "message": human_message}
         if alternatives:
             error["alternatives"] = list(alternatives)
-        await self._store_message(claim.doc)
         await self._update(
             {"_id": claim.doc["_id"], "delivery.lease_id": claim.lease_id},
             {"$set": {"delivery.state": "failed", "delivery.failed_at": now,
+                      "delivery.attempts": claim.attempts,
                       "delivery.lease_id": None, "delivery.lease_until": None,
                       "delivery.next_attempt_at": None, "delivery.error": error},
-             "$unset": {"delivery.due_at": "", "delivery.blocked_by": ""}})
+             "$unset": {"delivery.due_at": "", "delivery.blocked_by": ""}}, entry=claim.doc)
         await self._release_followers(claim.doc["conversation_id"], claim.message_id)
 
     async def apply_report(self, report: DeliveryReport) -> StoreResult:

@@ -113,7 +113,7 @@ async def test_hosts_with_wrong_wall_clocks_lease_on_the_database_clock(
     assert abs((lease_until - await db_now(store)) - timedelta(seconds=30)) < timedelta(seconds=2)
     wall.step = timedelta(0)
     assert await host_b.claim() is None  # the lease holds on B
-    stored = await store.db.messages.find_one({"_id": doc["_id"]})
+    stored = await store.db.outbox.find_one({"_id": doc["_id"]})  # the queue entry
     assert stored["delivery"]["state"] == "sending"
 
 
