@@ -265,20 +265,22 @@ class Ingestor:
         """Update the stored text of an edited message; None when we never saw the original
         (then it is stored as a message of its own)."""
         assert msg.edited_at is not None
-        oid = message_oid(msg.account_id, msg.external_id)
+        oid: Any = message_oid(msg.account_id, msg.external_id)
+        if self.legacy:  # the original may have an id from before derived ids
+            old = await self.db.messages.find_one(
+                {"account_id": msg.account_id, "external_id": msg.external_id,
+                 "direction": "in"}, {"_id": 1})
+            if old is not None:
+                oid = old["_id"]
         res = await self.db.messages.update_one(
             {"_id": oid, "edited_at": {"$lt": msg.edited_at}},
             {"$set": {"text": msg.text, "edited": True, "edited_at": msg.edited_at,
                       "html": msg.html, "full_text": msg.full_text,
                       "attachments": [a.as_doc() for a in msg.attachments]}})
-        if res.matched_count:
-            doc = await self.db.messages.find_one({"_id": oid}, {"conversation_id": 1})
-        else:  # an older edit, a redelivered one, or never seen
-            doc = await self.db.messages.find_one({"_id": oid}, {"conversation_id": 1})
-            if doc is None:
-                return None
-        if doc is None:  # pragma: no cover - deleted in between
+        doc = await self.db.messages.find_one({"_id": oid}, {"conversation_id": 1})
+        if doc is None:  # never seen (an older or redelivered edit matched nothing either)
             return None
+        del res
         return IngestResult(str(oid), doc["conversation_id"], created=False, edited=True)
 
     # ------------------------------------------------------------------ conversations

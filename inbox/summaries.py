@@ -59,6 +59,7 @@ HEARTBEAT_EVERY = 5.0
 DIRTY_EVERY = 1.0
 DEAD_AFTER = timedelta(seconds=30)
 REPAIR_EVERY = 15.0
+ENSURE_AFTER = 10.0  # s: a redelivery's conversation still missing by then is rebuilt
 NEW_WITHIN = 0.25  # s: the longest a round with a new conversation yields to acknowledgements
 BUSY_WAIT_MAX = 2.0  # s: the longest a round of updates yields
 BUSY_SHARE = 0.35  # a saturated inbox spends about this share of database time on rounds
@@ -101,6 +102,7 @@ class Summariser:
         self._acks_idle.set()
         self._lock = asyncio.Lock()
         self._background: asyncio.Task[None] | None = None
+        self._checks: set[asyncio.Task[None]] = set()
         self._registered = False
         self._dirty_written = 0.0
         self._last_round = 0.0
@@ -124,7 +126,7 @@ class Summariser:
         written stays listed as dirty: the next start rebuilds it."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.settle(), timeout)
-        for task in (self._background, self._task):
+        for task in (self._background, self._task, *self._checks):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -216,6 +218,9 @@ class Summariser:
             return
 
         async def check() -> None:
+            # the process that stored the first delivery may be alive and about to create
+            # the conversation: give its round time, then make only what is still missing
+            await asyncio.sleep(ENSURE_AFTER)
             found = {str(d["_id"]) async for d in self.db.conversations.find(
                 {"_id": {"$in": [ObjectId(c) for c in unknown]}}, {"_id": 1})}
             for conv_id in unknown:
@@ -225,6 +230,8 @@ class Summariser:
                     await self.rebuild(conv_id)
 
         task = asyncio.create_task(check())
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     def add(self, stored: list[Doc]) -> None:
