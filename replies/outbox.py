@@ -4,8 +4,11 @@ The queue entry holds everything its send needs (the rendered reply and the conv
 and the delivery state; the reply's document in `messages` (`direction: "out"`) is what the
 conversation shows, with a copy of the delivery state written after each change of the entry. So
 the queue's indexes are the outbox's alone, and an inbound message's insert pays for none of
-them (messages carry one secondary index). The entry is written first: a crash before the
-message is stored leaves a reply that is still sent, and whose message is written when it is.
+them (messages carry one secondary index). A new entry is written before its message: a crash
+in between leaves a reply that is still sent, and whose message is written when it is. The end
+of an attempt is written the other way round, message first: a crash in between leaves the entry
+`sending`, and whoever takes it back when the lease expires finishes it from the message instead
+of sending it again.
 
 Life of a reply: `enqueue` inserts it `queued` (one durable `insert_one`) → `claim` takes it
 `sending` under a lease → `mark_sent`, or `reschedule` (`retry_wait`, exponential back-off with
@@ -149,9 +152,11 @@ class Outbox(InConversationOrder):
                                           upsert=True)
         await drop_obsolete_indexes(self.db)
 
-    async def _show(self, mid: ObjectId, update: Doc, entry: Doc | None = None) -> None:
+    async def _show(self, mid: ObjectId, update: Doc, entry: Doc | None = None,
+                    guard: Doc | None = None) -> None:
         """Copy a change of the queue entry's delivery state onto the message the UI shows;
-        with `entry`, write that message first if a crash kept it from being stored."""
+        with `entry`, write that message first if a crash kept it from being stored; `guard`
+        narrows which message states may be overwritten."""
         shown: Doc = {}
         for op in ("$set", "$unset", "$push"):  # attempts are copied when an attempt ends
             fields = {k: v for k, v in (update.get(op) or {}).items()
@@ -160,19 +165,27 @@ class Outbox(InConversationOrder):
                 shown[op] = fields
         if not shown:
             return
-        res = await self.db.messages.update_one({"_id": mid}, shown)
+        flt = {"_id": mid, **(guard or {})}
+        res = await self.db.messages.update_one(flt, shown)
         if not res.matched_count and entry is not None:
             await self._store_message(entry)
-            await self.db.messages.update_one({"_id": mid}, shown)
+            await self.db.messages.update_one(flt, shown)
 
     async def _update(self, flt: Doc, update: Doc, *, show: bool = True,
-                      entry: Doc | None = None) -> bool:
+                      entry: Doc | None = None, shown_first: bool = False) -> bool:
         """Change a queue entry (compare-and-set by `flt`); mirrored when it matched (unless
-        `show` is off: a state the conversation need not show, such as `sending`)."""
+        `show` is off: a state the conversation need not show, such as `sending`).
+
+        `shown_first` writes the mirror before the entry: for the end of an attempt, so a crash
+        between the two writes leaves the entry `sending` (taken again when its lease expires,
+        and finished from the message by `_ended_before_crash`) rather than a message that
+        shows `queued` for ever."""
+        if shown_first and show:  # a late worker's outcome never overwrites a shown `sent`
+            await self._show(flt["_id"], update, entry, {"delivery.state": {"$ne": "sent"}})
         res = await self.coll.update_one(flt, update)
         if res.modified_count != 1:
             return False
-        if show:
+        if show and not shown_first:
             await self._show(flt["_id"], update, entry)
         return True
 
@@ -270,6 +283,8 @@ class Outbox(InConversationOrder):
                 if claim is None:
                     continue
                 progressed = True
+                if claim.previous_state == "sending" and await self._ended_before_crash(claim):
+                    continue
                 if await self._expired(claim, now):
                     continue
                 blocker = await self._blocker(claim)
@@ -316,6 +331,36 @@ class Outbox(InConversationOrder):
         cand["delivery"].pop("blocked_by", None)
         return Claim(doc=cand, lease_id=lease_id, previous_state=d["state"])
 
+    async def _ended_before_crash(self, claim: Claim) -> bool:
+        """A reply taken back from a worker that died (or stalled) mid-attempt: if its message
+        already shows the attempt's end (the mirror is written first), the entry is finished
+        from it instead of sent again."""
+        shown = await self.db.messages.find_one(
+            {"_id": claim.doc["_id"]}, {"delivery": 1, "external_id": 1, "platform_ts": 1})
+        d = (shown or {}).get("delivery") or {}
+        if d.get("state") not in ("sent", "failed"):
+            return False
+        done: Doc = {"delivery.state": d["state"], "delivery.lease_id": None,
+                     "delivery.lease_until": None, "delivery.next_attempt_at": None,
+                     "delivery.attempts": d.get("attempts", claim.attempts),
+                     "delivery.error": d.get("error")}
+        if d["state"] == "sent":
+            done.update({"delivery.sent_at": d.get("sent_at"),
+                         "delivery.possibly_duplicated": bool(d.get("possibly_duplicated")),
+                         "external_id": shown.get("external_id") if shown else None,
+                         "platform_ts": shown.get("platform_ts") if shown else None})
+        else:
+            done["delivery.failed_at"] = d.get("failed_at")
+        finished = await self._update(
+            {"_id": claim.doc["_id"], "delivery.lease_id": claim.lease_id},
+            {"$set": done, "$unset": {"delivery.due_at": "", "delivery.blocked_by": ""}},
+            show=False)
+        if finished:
+            log.warning("reply %s: its attempt had ended (%s) before its worker stopped",
+                        claim.message_id, d["state"])
+            await self._release_followers(claim.doc["conversation_id"], claim.message_id)
+        return True
+
     async def _expired(self, claim: Claim, now: datetime) -> bool:
         """Fail a claim that is out of attempts (e.g. a worker kept crashing) or too old."""
         d = claim.doc["delivery"]
@@ -353,7 +398,8 @@ class Outbox(InConversationOrder):
         done["delivery.possibly_duplicated"] = bool(
             claim.doc["delivery"].get("possibly_duplicated"))
         ours = await self._update({"_id": mid, "delivery.lease_id": claim.lease_id},
-                                  {"$set": done, "$unset": gone}, entry=claim.doc)
+                                  {"$set": done, "$unset": gone}, entry=claim.doc,
+                                  shown_first=True)
         if not ours:
             current = await self.coll.find_one({"_id": mid}, {"delivery": 1})
             if current is None:
@@ -400,7 +446,7 @@ class Outbox(InConversationOrder):
                       "delivery.next_attempt_at": next_at, "delivery.lease_id": None,
                       "delivery.lease_until": None, "delivery.attempts": claim.attempts,
                       "delivery.error": {"code": error.code, "message": error.human}}},
-            entry=claim.doc)
+            entry=claim.doc, shown_first=True)
         await self._release_followers(claim.doc["conversation_id"], claim.message_id)
         return "retry_wait"
 
@@ -418,7 +464,8 @@ class Outbox(InConversationOrder):
                       "delivery.attempts": claim.attempts,
                       "delivery.lease_id": None, "delivery.lease_until": None,
                       "delivery.next_attempt_at": None, "delivery.error": error},
-             "$unset": {"delivery.due_at": "", "delivery.blocked_by": ""}}, entry=claim.doc)
+             "$unset": {"delivery.due_at": "", "delivery.blocked_by": ""}}, entry=claim.doc,
+            shown_first=True)
         await self._release_followers(claim.doc["conversation_id"], claim.message_id)
 
     async def apply_report(self, report: DeliveryReport) -> StoreResult:

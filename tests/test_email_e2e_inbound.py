@@ -115,7 +115,8 @@ async def test_attachments_are_served_by_the_attachment_route(email_live: EmailL
     assert image["inline"] is True and image["mime"] == "image/png"
     assert pdf["inline"] is False and pdf["size"] == len(b"%PDF-1.4 invoice 10234\n%%EOF\n")
     index = shown["attachments"].index(image)
-    assert f'src="attachment:{index}"' in shown["html"] and "<script" not in shown["html"]
+    assert f'src="{image["url"]}"' in shown["html"] and "<script" not in shown["html"]
+    assert image["url"].endswith(f"/attachments/{index}")  # the part, through the route
 
     async with email_live.live.http.get(f"{email_live.live.url}{pdf['url']}",
                                         headers=email_live.agent) as resp:

@@ -179,6 +179,27 @@ async def test_an_expired_lease_is_claimed_again_and_counted(store: Store) -> No
     assert stored["external_id"] == "tg-1" and stored["duplicate_external_ids"] == ["tg-2"]
 
 
+async def test_a_send_recorded_only_on_its_message_is_finished_not_sent_again(
+        store: Store) -> None:
+    """A worker killed between the two writes that end an attempt (the message first, then
+    the queue entry) leaves the entry `sending`; taking it back finishes it from the message."""
+    conv = await conversation(store)
+    clock = FixedClock(T0)
+    box = outbox(store, clock)
+    first, second = await reply(box, conv, "one"), await reply(box, conv, "two")
+    crashed = await box.claim()
+    assert crashed is not None and crashed.message_id == str(first["_id"])
+    await store.db.messages.update_one({"_id": first["_id"]}, {"$set": {
+        "delivery.state": "sent", "delivery.sent_at": T0, "delivery.attempts": 1,
+        "external_id": "tg-1"}})  # what the killed worker's mark_sent had written
+    clock.advance(31)
+    nxt = await box.claim()
+    assert nxt is not None and nxt.message_id == str(second["_id"])  # not `first` again
+    d = await state(store, first)
+    assert d["state"] == "sent" and "due_at" not in d and d["possibly_duplicated"] is False
+    assert (await store.get_message(str(first["_id"])))["external_id"] == "tg-1"
+
+
 async def test_sent_is_recorded(store: Store) -> None:
     conv = await conversation(store)
     clock = FixedClock(T0)
