@@ -106,7 +106,9 @@ async def conversation_status(request: web.Request) -> web.StreamResponse:
     if status not in ("open", "pending", "resolved"):
         raise ApiError(400, "validation", "status: open, pending or resolved")
     conv_id = request.match_info["id"]
-    await request.app["services"].store.update_conversation(conv_id, {"status": status})
+    from web.api_conversation import set_status  # the assignee's counter and queue follow
+
+    await set_status(request, conv_id, status, {"status": status})
     raise web.HTTPFound(f"/conversations/{conv_id}")
 
 
@@ -125,7 +127,8 @@ async def conversation_assign(request: web.Request) -> web.StreamResponse:
         if not found.get("active"):
             raise ApiError(400, "validation", "assignee_id: this agent is deactivated")
         assignee = str(found["_id"])
-    await services.store.update_conversation(conv_id, {"assignee_id": assignee})
+    await services.teams.assigner.set_assignee(conv_id, assignee,
+                                               by=str(request["agent"]["_id"]))
     raise web.HTTPFound(f"/conversations/{conv_id}")
 
 
