@@ -3,7 +3,7 @@
 `search_index` holds one small document per message (its `_id`) and per conversation
 (`c:<id>`): `t`, the terms; `sk`, the sort key (newest first, like the inbox); the snippet shown
 in results. Terms are NFKC-normalised and case-folded: runs of Han, kana and Hangul become
-character bigrams (Chinese has no spaces; a query "订单没到" finds "我的订单还没到" when all of
+character bigrams (Chinese has no spaces; a query "订单还没到" finds "我的订单还没到呢" when all of
 its bigrams are there), other runs of letters and digits become words; conversation documents
 also carry word prefixes of the customer's name and handle (`p:…`) and their labels
 (`label:…`). The single multikey index (t, sk) serves every query.
