@@ -12,7 +12,7 @@ from aiohttp import web
 
 from connectors.registry import CONNECTORS
 from inbox.store import UNASSIGNED, NotFound
-from web import events, login, ui_admin
+from web import events, login, ui_admin, ui_teams
 from web.csrf import check_form_csrf, cookie_secure
 from web.errors import ApiError
 from web.i18n import LANG_COOKIE, normalise_locale
@@ -94,9 +94,10 @@ async def conversation(request: web.Request) -> web.StreamResponse:
         "identity": f"{agent['display_name']} · {services.settings.identity.brand}",
         "text_limit": getattr(CONNECTORS.get(doc["platform"]), "text_limit", None),
     }
+    side = await ui_teams.side_panel(services, doc)
     return render(request, "conversation.html", conv=conv, messages=messages,
                   older=older, account=account, agents=agents, names=names,
-                  compose=compose, since=since or "", me=str(agent["_id"]))
+                  compose=compose, since=since or "", me=str(agent["_id"]), side=side)
 
 
 @page()
@@ -173,4 +174,5 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/conversations/{id}/assign", conversation_assign)
     app.router.add_post("/locale", switch_language)
     ui_admin.setup(app)
+    ui_teams.setup(app)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=False)
