@@ -201,7 +201,7 @@ def _own_paths() -> dict[str, Any]:
             "Server-sent events: conversation and message changes, as they happen",
             {"description": "An endless text/event-stream",
              "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-            params=[_query("types", {"type": "string"}, "comma-separated: conversation,message"),
+            params=[_query("types", {"type": "string"}, "comma-separated: conversation,message,presence"),
                     _query("conversation", {"type": "string"}),
                     _query("since", {"type": "string"},
                            "resume after this event id (or send Last-Event-ID)")])},

@@ -217,6 +217,8 @@ async def policy_save(request: web.Request) -> web.StreamResponse:
                             "role_name": data.get("role_name") or None,
                             "show_title": bool(data.get("show_title")),
                             "shared": bool(data.get("shared"))}
+    if not policy_id and not data.get("team_id") and not data.get("group"):
+        policy_id = "default"  # every team and every customer: that is the default policy
     if policy_id != "default":
         body.update(team_id=data.get("team_id") or None, group=data.get("group") or None)
     channels = await connected(services)
