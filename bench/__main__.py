@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import fig_ingest, fig_live, fig_queries, fig_replies
+from bench import fig_ingest, fig_live, fig_queries, fig_replies, fig_search
 from bench.cluster import Cluster
 from bench.stats import Clock, fmt, machine, table
 
 HERE = Path(__file__).resolve().parent
-FIGURES = ("ingest", "live", "replies", "queries")
+FIGURES = ("ingest", "live", "replies", "queries", "search")
 DEFAULT_SIZES = [10_000, 100_000, 1_000_000]
 
 
@@ -107,8 +107,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 out = await fig_live.run(cluster, **params["live"])
             elif name == "replies":
                 out = await fig_replies.run(cluster, **params["replies"])
+            elif name == "search":
+                budget = clock.left() - 15
+                out = await fig_search.run(cluster, sizes=sizes, budget_s=budget,
+                                           calls=params["queries"]["calls"] // 2 or 3)
             else:
-                budget = clock.left() - 15  # leave time to stop everything
+                # the search figure (last) gets a third of what is left
+                budget = (clock.left() - 15) * (0.66 if "search" in only else 1.0)
                 out = await fig_queries.run(cluster, sizes=sizes, budget_s=budget,
                                             **params["queries"])
             out["seconds"] = round(time.monotonic() - started, 1)
@@ -209,7 +214,11 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                         f"429s; exactly once: {'yes' if s['exactly_once'] else 'NO'}",
                         "all delivered exactly once" + _verdict(s["exactly_once"])
                         if key == "sustained_10pct_429" else "—"))
-    return out
+    return out + _search_rows(figs)
+
+
+def _search_rows(figs: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    return fig_search.table_rows(figs["search"]) if "search" in figs else []
 
 
 def _size(n: int) -> str:
