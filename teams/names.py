@@ -157,9 +157,13 @@ class NamePolicies:
             if not template:
                 raise Invalid("template", "a template such as {surname}客服")
             try:
-                unknown = [f for f in _fields(template) if f not in PLACEHOLDERS]
+                parsed = list(string.Formatter().parse(template))
             except ValueError:
                 raise Invalid("template", "unbalanced braces") from None
+            if any(spec or conv for _, f, spec, conv in parsed if f is not None):
+                raise Invalid("template", "placeholders take no format: {surname}, not "
+                                          "{surname:>9}")
+            unknown = [f for _, f, _, _ in parsed if f is not None and f not in PLACEHOLDERS]
             if unknown:
                 raise Invalid("template", f"unknown placeholder {{{unknown[0]}}}; use "
                                           + " ".join(f"{{{p}}}" for p in PLACEHOLDERS))

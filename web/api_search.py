@@ -14,7 +14,7 @@ from inbox.store import NotFound, oid
 from replies import names as channel_names
 from replies.identity import PolicyName
 from teams.db import FAILED_INDEX
-from teams.names import DEFAULT_ID, Plan
+from teams.names import Plan
 from teams.store import Invalid
 from web import schemas_teams as st
 from web.api import _conversation_page, _limit, _services, body_as
@@ -251,14 +251,16 @@ async def policy_name(request: web.Request, conv: dict[str, Any]) -> PolicyName:
         except NotFound:
             contact = None
         groups = list((contact or {}).get("labels") or [])
+    async def validate(name: str, who: dict[str, Any]) -> list[str]:
+        # only when the name is not recorded yet: the channels are built then, not per reply
+        return await validator(services, await connected(services))(name, who)
+
     try:
         policy, name, team = await services.teams.names.resolve(
-            agent, conv.get("team_id"), groups, validator(services, await connected(services)))
+            agent, conv.get("team_id"), groups, validate)
     except Invalid as exc:
         raise ApiError(422, "name_not_allowed", str(exc).split(": ", 1)[-1]) from None
     title = agent.get("title") if policy.get("show_title") else None
-    if policy.get("_id") == DEFAULT_ID and policy.get("show_title", True):
-        title = agent.get("title")
     return PolicyName(name=name, title=title or None,
                       team=(team or {}).get("title") or (team or {}).get("name"))
 

@@ -335,6 +335,19 @@ async def conversation_labels(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(f"/conversations/{conv_id}")
 
 
+@page("admin")
+async def conversation_team(request: web.Request) -> web.StreamResponse:
+    data = await form(request)
+    conv_id = request.match_info["id"]
+    work = request.app["services"].teams
+    try:
+        await work.assigner.move_to_team(conv_id, data.get("team_id", ""),
+                                         by=str(request["agent"]["_id"]))
+    except NotFound:
+        pass
+    raise web.HTTPFound(f"/conversations/{conv_id}")
+
+
 @page()
 async def availability(request: web.Request) -> web.StreamResponse:
     data = await form(request)
@@ -365,7 +378,7 @@ async def side_panel(services: Any, doc: dict[str, Any]) -> dict[str, Any]:
     teams = await work.store.teams()
     positions = await work.assigner.positions([str(doc["_id"])]) if doc.get(
         "queued_since") else {}
-    return {"contact": contact, "team": teams.get(doc.get("team_id") or ""),
+    return {"contact": contact, "team": teams.get(doc.get("team_id") or ""), "teams": teams,
             "labels": await work.store.labels(), "priorities": PRIORITIES,
             "position": positions.get(str(doc["_id"]))}
 
@@ -387,4 +400,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/search", search)
     app.router.add_post("/conversations/{id}/notes", note_add)
     app.router.add_post("/conversations/{id}/labels", conversation_labels)
+    app.router.add_post("/conversations/{id}/team", conversation_team)
     app.router.add_post("/availability", availability)
