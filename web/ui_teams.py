@@ -4,6 +4,7 @@ Roles are enforced here on the server (`page("admin")`); every form carries the 
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -340,11 +341,9 @@ async def conversation_team(request: web.Request) -> web.StreamResponse:
     data = await form(request)
     conv_id = request.match_info["id"]
     work = request.app["services"].teams
-    try:
+    with contextlib.suppress(NotFound):
         await work.assigner.move_to_team(conv_id, data.get("team_id", ""),
                                          by=str(request["agent"]["_id"]))
-    except NotFound:
-        pass
     raise web.HTTPFound(f"/conversations/{conv_id}")
 
 
