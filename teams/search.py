@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 MAX_TERMS = 400
 SNIPPET = 160
 _CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
-_RUNS = re.compile(rf"[{_CJK}]+|[^\W_]+", re.UNICODE)
+_RUNS = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+", re.UNICODE)
 _IS_CJK = re.compile(rf"[{_CJK}]")
 # the commonest Chinese characters: a bigram holding one is a poor term to drive the index
 _COMMON = set("的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动"
