@@ -168,8 +168,10 @@ def conversation_entry(conv: Mapping[str, Any], contact: Mapping[str, Any] | Non
 
 # ---------------------------------------------------------------------- searching
 
-_START_US = 24 * 3600 * 10**6
-_BUDGET = 20_000  # documents read at most for one page
+_START_US = 3600 * 10**6
+_BUDGET = 10_000  # documents examined at most for one page
+_PER_READ = 2_000  # documents of the driving term one window read should examine, about
+_GROWTH = 8
 
 
 class Search:
@@ -215,13 +217,22 @@ class Search:
                 return page, encode_cursor(page[-1]["sk"])
             if "$gte" not in rng:
                 return found, None
-            if self.last_examined >= self.budget:
+            left = self.budget - self.last_examined
+            if left <= 0:
                 # all common terms: answer what was found, go on from here next time
                 return found, encode_cursor(rng["$gte"] + ".000000000000000000000000")
             hi, top_us = rng["$gte"], lo_us
-            spanned = start_us - lo_us
-            factor = 1.3 * (limit + 1) / len(found) if found else 8
-            width = int(spanned * min(max(factor, 2.0), 8.0)) - spanned
+            # the next window: as wide as should hold what is missing, but never more of the
+            # driving term's documents than one read should examine (the embedded server reads
+            # every document a window matches before it sorts)
+            if not docs:
+                width *= _GROWTH
+                continue
+            density = len(docs) / width
+            wanted = (limit + 1 - len(found)) * 1.3 * (
+                self.last_examined / len(found) if found else _GROWTH)
+            width = max(int(min(wanted, _PER_READ, left) / density), 1_000_000)
+            width = min(width, (start_us - lo_us) * _GROWTH)
 
     def _learn(self, term: str, width: int) -> None:
         self._width[term] = width
