@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import fig_ingest, fig_live, fig_queries, fig_replies, fig_sustained
+from bench import fig_ingest, fig_live, fig_queries, fig_replies, fig_search, fig_sustained
 from bench.cluster import Cluster
 from bench.stats import Clock, fmt, machine, table
 
 HERE = Path(__file__).resolve().parent
-FIGURES = ("ingest", "live", "replies", "queries")
+FIGURES = ("ingest", "live", "replies", "queries", "search")
 EXTRA_FIGURES = ("sustained",)  # only when asked for: ten minutes and more
 DEFAULT_SIZES = [10_000, 100_000, 1_000_000]
 
@@ -115,8 +115,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 out = await fig_replies.run(cluster, **params["replies"])
             elif name == "sustained":
                 out = await fig_sustained.run(cluster, seconds=args.sustained_seconds)
+            elif name == "search":
+                budget = clock.left() - 15
+                out = await fig_search.run(cluster, sizes=sizes, budget_s=budget,
+                                           calls=params["queries"]["calls"] // 2 or 3)
             else:
-                budget = clock.left() - 15  # leave time to stop everything
+                # the search figure (last) gets a third of what is left
+                budget = (clock.left() - 15) * (0.66 if "search" in only else 1.0)
                 out = await fig_queries.run(cluster, sizes=sizes, budget_s=budget,
                                             **params["queries"])
             out["seconds"] = round(time.monotonic() - started, 1)
@@ -208,7 +213,11 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     f"{fmt(f['replies_target_per_s'])}/s", f"slowest minute: {fmt(worst_in)} "
                     f"acks/s, {fmt(worst_out)} replies/s; worst minute's ingest p99 {fmt(p99)} ms;"
                     f" errors {f['errors'] or 'none'}", "holds its rate" + _verdict(f["held"])))
-    return out
+    return out + _search_rows(figs)
+
+
+def _search_rows(figs: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    return fig_search.table_rows(figs["search"]) if "search" in figs else []
 
 
 def ingest_rows(f: dict[str, Any]) -> list[tuple[str, str, str, str]]:

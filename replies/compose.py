@@ -13,7 +13,7 @@ from typing import Any
 
 from connectors.base import Connector
 from inbox.models import ConversationKind, Measure, RenderContext, Rendered
-from replies.identity import render
+from replies.identity import PolicyName, render
 from replies.outbox import ReplyContext, is_first_reply
 from replies.settings import IdentitySettings
 
@@ -39,10 +39,11 @@ def render_context(conversation: Mapping[str, Any], agent_id: str, *,
 
 def draft(connector: Connector, conversation: Mapping[str, Any], agent: Mapping[str, Any],
           identity: IdentitySettings, text: str, *, last_inbound: Mapping[str, Any] | None,
-          target: str = "thread") -> Draft:
+          target: str = "thread", policy: PolicyName | None = None) -> Draft:
     ctx = render_context(conversation, str(agent["_id"]), last_inbound=last_inbound,
                          target=target)
-    rendered = render(connector, text, agent=agent, identity=identity, context=ctx)
+    rendered = render(connector, text, agent=agent, identity=identity, context=ctx,
+                      policy=policy)
     measure = connector.measure(rendered.text, ctx)
     author = (last_inbound or {}).get("author") or {}
     reply_to_author = author.get("user_id")

@@ -10,6 +10,7 @@ the From line. The reply records `Rendered.shown_name`, the exact name the custo
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
@@ -68,11 +69,23 @@ def _likely_script(locale: Locale) -> str | None:
     return next((p for p in parts[1:] if len(p) == 4), None)
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyName:
+    """The name the name policy (teams/names.py) gave the agent for this conversation: the
+    only name a reply is sent under once it is given."""
+
+    name: str
+    title: str | None = None
+    team: str | None = None
+
+
 def agent_identity(agent: Mapping[str, Any], identity: IdentitySettings, *,
-                   first_reply: bool, locale: str | None) -> AgentIdentity:
-    """Who the customer is to see, with the greeting a first reply carries in their locale."""
-    name = str(agent.get("display_name") or "")
-    title = agent.get("title") or None
+                   first_reply: bool, locale: str | None,
+                   policy: PolicyName | None = None) -> AgentIdentity:
+    """Who the customer is to see, with the greeting a first reply carries in their locale.
+    With `policy`, its name and title replace the agent's display name and title."""
+    name = policy.name if policy else str(agent.get("display_name") or "")
+    title = (policy.title if policy else agent.get("title")) or None
     fields = {"name": name, "title": title or "", "brand": identity.brand}
     greeting = None
     if first_reply and identity.greeting_enabled:
@@ -81,15 +94,17 @@ def agent_identity(agent: Mapping[str, Any], identity: IdentitySettings, *,
             greeting = fill(template, fields)[0].strip() or None
     return AgentIdentity(name=name, title=title, brand=identity.brand,
                          signature=identity.signature, greeting=greeting,
-                         avatar_url=agent.get("avatar_url") or None)
+                         avatar_url=agent.get("avatar_url") or None,
+                         team=policy.team if policy else None)
 
 
 def render(connector: Connector, text: str, *, agent: Mapping[str, Any],
-           identity: IdentitySettings, context: RenderContext) -> Rendered:
+           identity: IdentitySettings, context: RenderContext,
+           policy: PolicyName | None = None) -> Rendered:
     """Render an agent's reply for the conversation's channel; the agent's text is kept
     verbatim inside whatever the channel adds around it."""
     who = agent_identity(agent, identity, first_reply=context.first_reply,
-                         locale=context.customer_locale)
+                         locale=context.customer_locale, policy=policy)
     rendered = connector.render(who, text, context)
     if not rendered.shown_name:
         rendered = Rendered(text=rendered.text, entities=rendered.entities,

@@ -14,7 +14,7 @@ async def test_quick_benchmark_run_produces_every_figure(mongo_uri: str, tmp_pat
     args = parse(["--quick", "--mongodb-uri", mongo_uri, "--out", str(tmp_path / "r.json")])
     results = await main(args)
     figures = results["figures"]
-    assert set(figures) == {"ingest", "live", "replies", "queries"}
+    assert set(figures) == {"ingest", "live", "replies", "queries", "search"}
     ingest = figures["ingest"]
     assert ingest["messages_in_db"] == ingest["messages_acked"] > 0
     for run in ingest["runs"].values():
@@ -27,3 +27,6 @@ async def test_quick_benchmark_run_produces_every_figure(mongo_uri: str, tmp_pat
     assert figures["live"]["deliveries_missing"] == 0
     assert figures["replies"]["sustained_10pct_429"]["exactly_once"]
     assert "| 4 replies |" in render(results)
+    assert [s["documents"] for s in figures["search"]["sizes"]] == [500, 1500]
+    assert figures["search"]["sizes"][-1]["rare"]["hits_on_first_page"] == 1
+    assert "| 5 search " in render(results)

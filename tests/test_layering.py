@@ -3,7 +3,8 @@
 - `inbox/`, `replies/` and `web/` never name a platform or one of its constants: a new platform
   is one package under `connectors/` plus a line in `connectors/registry.py` (and, for
   `switchboard demo`, a line in web/demo.py's list of sandboxes).
-- Dependencies point one way: inbox ← connectors ← replies ← web.
+- Dependencies point one way: inbox ← connectors ← replies ← web, and team work beside
+  them: inbox ← teams ← replies ← web (teams knows neither connectors nor the web).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 from connectors.registry import CONNECTORS
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ("inbox", "replies", "web")
+LAYERS = ("inbox", "replies", "teams", "web")
 ALLOWED = {ROOT / "web" / "demo.py"}  # the demo's list of sandboxes
 # constants that only one platform uses: its credentials, headers, hosts, methods
 PLATFORM_CONSTANTS = (
@@ -110,8 +111,9 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-FORBIDDEN = {"inbox": {"connectors", "replies", "web"}, "connectors": {"replies", "web"},
-             "replies": {"web"}}
+FORBIDDEN = {"inbox": {"connectors", "replies", "teams", "web"},
+             "connectors": {"replies", "teams", "web"}, "replies": {"web"},
+             "teams": {"connectors", "replies", "web"}}
 
 
 @pytest.mark.parametrize("layer", sorted(FORBIDDEN))

@@ -51,8 +51,12 @@ def _services(request: web.Request) -> Any:
 
 
 async def _conversation_page(request: web.Request, docs: list[Any]) -> list[dict[str, Any]]:
-    contacts = await _services(request).store.contacts_by_id([d.get("contact_id") for d in docs])
-    return [conversation_json(d, contacts.get(d.get("contact_id") or "")) for d in docs]
+    services = _services(request)
+    contacts = await services.store.contacts_by_id([d.get("contact_id") for d in docs])
+    waiting = [str(d["_id"]) for d in docs if d.get("queued_since")]
+    places = await services.teams.assigner.positions(waiting) if waiting else {}
+    return [conversation_json(d, contacts.get(d.get("contact_id") or ""),
+                              places.get(str(d["_id"]))) for d in docs]
 
 
 @routes.get("/api/me")
@@ -99,22 +103,21 @@ async def get_conversation(request: web.Request) -> web.Response:
 @requires("agent")
 async def patch_conversation(request: web.Request) -> web.Response:
     body = await body_as(request, ConversationPatch)
-    changes: dict[str, Any] = {}
-    if "status" in body.model_fields_set:
-        if body.status is None:
-            raise ApiError(400, "validation", "status: cannot be null", field="status")
-        changes["status"] = body.status
-    if "assignee_id" in body.model_fields_set:
-        if body.assignee_id is not None:
-            try:
-                await _services(request).agents.get(body.assignee_id)
-            except NotFound:
-                raise ApiError(400, "validation", "assignee_id: no such agent",
-                               field="assignee_id") from None
-        changes["assignee_id"] = body.assignee_id
-    if not changes:
+    fields = body.model_fields_set
+    for key in ("status", "team_id", "labels", "priority"):
+        if key in fields and getattr(body, key) is None:
+            raise ApiError(400, "validation", f"{key}: cannot be null", field=key)
+    if not fields:
         raise ApiError(400, "validation", "nothing to change: send status or assignee_id")
-    doc = await _services(request).store.update_conversation(request.match_info["id"], changes)
+    if "assignee_id" in fields and body.assignee_id is not None:
+        try:
+            await _services(request).agents.get(body.assignee_id)
+        except NotFound:
+            raise ApiError(400, "validation", "assignee_id: no such agent",
+                           field="assignee_id") from None
+    from web.api_conversation import apply_patch  # team work: counters, queues, labels
+
+    doc = await apply_patch(request, request.match_info["id"], body)
     return web.json_response((await _conversation_page(request, [doc]))[0])
 
 
@@ -172,7 +175,13 @@ async def patch_agent(request: web.Request) -> web.Response:
     if not changes:
         raise ApiError(400, "validation", "nothing to change")
     services = _services(request)
+    if "name_parts" in changes and changes["name_parts"] is not None:
+        changes["name_parts"] = body.name_parts.model_dump(exclude_none=True)  # type: ignore[union-attr]
+    from web.api_conversation import agent_changed, check_agent_names
+
+    await check_agent_names(request, request.match_info["id"], changes)
     doc = await services.agents.update(request.match_info["id"], changes)
+    await agent_changed(request, doc, changes)
     shown = {k: v for k, v in changes.items() if k != "password"}
     if "password" in changes:
         shown["password"] = "changed"  # noqa: S105 - the audit says that, not what

@@ -24,7 +24,7 @@ from inbox.db import Database, Doc
 from inbox.embedded import EmbeddedServer
 from inbox.secrets import CredentialBox
 from inbox.store import Store
-from web import api, api_accounts, api_replies, webhooks
+from web import api, api_accounts, api_replies, api_search, api_teams, webhooks
 from web.auth import auth_middleware
 from web.errors import error_middleware
 from web.openapi import openapi_document
@@ -87,6 +87,7 @@ class Services:
     worker: Any = None
     events: Any = None
     webhooks: Any = None
+    teams: Any = None  # teams.service.TeamWork
     background: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
@@ -109,6 +110,9 @@ def build_services(settings: Settings, client: AsyncMongoClient[Doc], secret_key
                         agents=Agents(db), box=box, accounts=accounts, blobs=blobs,
                         clock=clock, router=router, hosting=hosting, channels=channels)
     services.webhooks = webhooks.Webhooks(services)
+    from teams.service import TeamWork
+
+    services.teams = TeamWork(db, settings.teams, settings.identity.brand, clock)
     return services
 
 
@@ -150,6 +154,8 @@ def create_app(services: Services) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/openapi.json", openapi)
     webhooks.setup(app)
+    app.router.add_routes(api_teams.routes)  # before api's: /api/agents/me is not an {id}
+    app.router.add_routes(api_search.routes)
     app.router.add_routes(api.routes)
     app.router.add_routes(api_accounts.routes)
     app.router.add_routes(api_replies.routes)

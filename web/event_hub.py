@@ -40,7 +40,7 @@ from web.views import conversation_json, message_json
 
 log = logging.getLogger(__name__)
 
-COLLECTIONS = ("conversations", "messages")
+COLLECTIONS = ("conversations", "messages", "presence")
 PIPELINE: list[Doc] = [
     {"$match": {"ns.coll": {"$in": list(COLLECTIONS)},
                 "operationType": {"$in": ["insert", "update", "replace", "delete"]}}},
@@ -49,7 +49,7 @@ PIPELINE: list[Doc] = [
 ]
 HISTORY_LOST = 286
 START_TIMEOUT = 10.0
-TYPES = ("conversation", "message")
+TYPES = ("conversation", "message", "presence")
 CLOSE = b""
 PING = b":"
 _ID_RE = re.compile(r"^(?:[0-9a-f]{2,1024}|~[A-Za-z0-9_-]{4,1400})$")
@@ -351,6 +351,12 @@ class EventHub:
         op = change.get("operationType")
         key = str((change.get("documentKey") or {}).get("_id", ""))
         doc = change.get("fullDocument")
+        if coll == "presence":  # who has a conversation open or is typing (collision)
+            conv_id, _, agent_id = key.partition(":")
+            body = {"conversation_id": conv_id, "agent_id": agent_id,
+                    "agent_name": (doc or {}).get("agent_name"),
+                    "state": "left" if op == "delete" else (doc or {}).get("state")}
+            return Event(event_id, "presence", conv_id, frame("presence", body, event_id))
         if op == "delete":
             if coll == "conversations":
                 return Event(event_id, "conversation", key,

@@ -17,10 +17,12 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 
 from inbox.models import ConversationStatus
 from web import schemas as s
+from web import schemas_teams as st
 
 REF = "#/components/schemas/{model}"
 _ERROR = {"$ref": "#/components/responses/Error"}
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
 class _Generator(GenerateJsonSchema):
@@ -199,10 +201,98 @@ def _own_paths() -> dict[str, Any]:
             "Server-sent events: conversation and message changes, as they happen",
             {"description": "An endless text/event-stream",
              "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-            params=[_query("types", {"type": "string"}, "comma-separated: conversation,message"),
+            params=[_query("types", {"type": "string"},
+                           "comma-separated: conversation,message,presence"),
                     _query("conversation", {"type": "string"}),
                     _query("since", {"type": "string"},
                            "resume after this event id (or send Last-Event-ID)")])},
+    }
+
+
+def _team_paths() -> dict[str, Any]:
+    t = st
+    rw = ("400", "401", "403", "404")
+    return {
+        "/api/teams": {
+            "get": _op("Teams (skill groups) with their hours and queue length",
+                       _json(t.TeamList)),
+            "post": _op("Add a team", _json(t.Team, "Created"), role="admin",
+                        body=t.TeamCreate, status="201")},
+        "/api/teams/{id}": {
+            "patch": _op("Change a team", _json(t.Team), role="admin", params=[_ID],
+                         body=t.TeamPatch),
+            "delete": _op("Remove a team", {"description": "Deleted"}, role="admin",
+                          params=[_ID], status="204")},
+        "/api/teams/{id}/queue": {"get": _op(
+            "Who waits in a team's queue, in the order they will be served",
+            _json(t.TeamQueue), params=[_ID])},
+        "/api/routing-rules": {
+            "get": _op("Routing rules in the order they are tried", _json(t.RuleList),
+                       role="admin"),
+            "post": _op("Add a routing rule", _json(t.RoutingRule, "Created"), role="admin",
+                        body=t.RuleCreate, status="201")},
+        "/api/routing-rules/test": {"post": _op(
+            "Which rule and team a conversation like this sample would get (nothing saved)",
+            _json(t.RuleTestResult), role="admin", body=t.RuleTest, errors=rw)},
+        "/api/routing-rules/{id}": {
+            "patch": _op("Change a routing rule", _json(t.RoutingRule), role="admin",
+                         params=[_ID], body=t.RulePatch),
+            "delete": _op("Remove a routing rule", {"description": "Deleted"}, role="admin",
+                          params=[_ID], status="204")},
+        "/api/labels": {
+            "get": _op("Labels (admin-defined, coloured)", _json(t.LabelList)),
+            "post": _op("Add a label", _json(t.Label, "Created"), role="admin",
+                        body=t.LabelCreate, status="201", errors=(*rw, "409"))},
+        "/api/labels/{name}": {
+            "patch": _op("Change a label's colour", _json(t.Label), role="admin",
+                         params=[_NAME], body=t.LabelPatch),
+            "delete": _op("Remove a label", {"description": "Deleted"}, role="admin",
+                          params=[_NAME], status="204")},
+        "/api/agents/me": {"patch": _op(
+            "Set your availability: online agents get conversations", _json(s.Me),
+            body=t.MePatch)},
+        "/api/conversations/{id}/notes": {"post": _op(
+            "Add a private note (listed among the messages as direction note; never sent)",
+            _json(s.Message, "Created"), params=[_ID], body=t.NoteCreate, status="201")},
+        "/api/conversations/{id}/presence": {"post": _op(
+            "Tell other agents you have the conversation open or are typing (30 s)",
+            {"description": "Noted"}, params=[_ID], body=t.PresenceBody, status="204")},
+        "/api/contacts/{id}": {
+            "get": _op("A contact: handles per channel, labels, earlier conversations",
+                       _json(t.ContactDetail), params=[_ID]),
+            "patch": _op("Set a contact's labels (their customer group)",
+                         _json(t.ContactDetail), params=[_ID], body=t.ContactPatch)},
+        "/api/search": {"get": _op(
+            "Search conversations (customer name, handle, label:NAME) and messages (text), "
+            "newest first", _json(t.SearchPage),
+            params=[{"name": "q", "in": "query", "required": True,
+                     "schema": {"type": "string", "minLength": 1, "maxLength": 200}},
+                    *_PAGING])},
+        "/api/messages": {"get": _op(
+            "Replies that ended failed, on every channel, newest first",
+            _json(t.FailedPage), params=[
+                {"name": "delivery", "in": "query", "required": True,
+                 "schema": {"enum": ["failed"]}}, *_PAGING])},
+        "/api/name-policies": {
+            "get": _op("Name policies (进线名称): how customer-facing names are built",
+                       _json(t.NamePolicyList), role="admin"),
+            "post": _op("Add a name policy, after checking its names on every channel "
+                        "(dry_run: only check and preview)", _json(t.NamePolicy, "Created"),
+                        role="admin", body=t.NamePolicyBody, status="201",
+                        errors=(*rw, "409"))},
+        "/api/name-policies/{id}": {
+            "patch": _op("Change a name policy ('default' is the one for every team)",
+                         _json(t.NamePolicy), role="admin", params=[_ID],
+                         body=t.NamePolicyPatch, errors=(*rw, "409")),
+            "delete": _op("Remove a name policy", {"description": "Deleted"}, role="admin",
+                          params=[_ID], status="204")},
+        "/api/names": {"get": _op(
+            "The names policies give agents; unreviewed_days lists those due for review",
+            _json(t.AgentNameList), role="admin",
+            params=[_query("unreviewed_days", {"type": "integer", "minimum": 0,
+                                               "maximum": 36500})])},
+        "/api/names/{id}/review": {"post": _op(
+            "Mark a name reviewed", _json(t.AgentName), role="admin", params=[_ID])},
     }
 
 
@@ -211,7 +301,8 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Switchboard API", "version": "0.1.0",
                  "description": "Errors are JSON {\"error\": {\"code\", \"message\"}}."},
-        "paths": {**_own_paths(), **_conversation_paths(), **_admin_paths()},
+        "paths": {**_own_paths(), **_conversation_paths(), **_admin_paths(),
+                  **_team_paths()},
         "components": {
             "schemas": copy.deepcopy(component_schemas()),
             "responses": {"Error": _json(s.Error, "Error")},

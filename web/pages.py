@@ -40,7 +40,7 @@ ENV_KEY: web.AppKey[jinja2.Environment] = web.AppKey("ui_env", jinja2.Environmen
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # what app.js may say: keys under these prefixes go into the page as JSON
-JS_PREFIXES = ("js.", "live.", "status.", "delivery.", CONNECTOR_PREFIX, "attachment.",
+JS_PREFIXES = ("js.", "presence.", "live.", "status.", "delivery.", CONNECTOR_PREFIX, "attachment.",
                "accounts.error.", "accounts.test_ok", "conv.edited", "conv.as_sent",
                "conv.unassigned", "inbox.unread_count.")
 BLANK_CONVERSATION: dict[str, Any] = {
@@ -191,6 +191,7 @@ def context(request: web.Request) -> dict[str, Any]:
             "csrf": form_csrf(request), "path": request.path_qs, "active": "",
             "languages": [(code, LANGUAGE_NAMES[code]) for code in LOCALES],
             "brand": services.settings.identity.brand,
+            "failed_count": request.get("failed_count", 0),
             "js_strings": t.subset(JS_PREFIXES),
             "blank_conversation": BLANK_CONVERSATION, "blank_message": BLANK_MESSAGE,
             "platform_name": lambda platform: platform_name(t, platform),
@@ -236,6 +237,9 @@ def page(role: str = "agent") -> Callable[[Handler], Handler]:
                 return render(request, "error.html", status=403, code=403,
                               message_key="error.forbidden")
             try:
+                from web.api_search import failed_count  # the navigation's badge
+
+                request["failed_count"] = await failed_count(request.app["services"])
                 return await handler(request)
             except NotFound:
                 return render(request, "error.html", status=404, code=404,

@@ -87,6 +87,7 @@ async def start_services(settings: Settings, uri: str,
     if settings.delivery.workers > 0:
         await services.worker.start()
     await services.channels.start_all()
+    await services.teams.start()
     services.background.append(asyncio.create_task(watch_health(services)))
     return services
 
@@ -97,6 +98,8 @@ async def stop_services(services: Services) -> None:
     await asyncio.gather(*services.background, return_exceptions=True)
     if services.events is not None:
         await services.events.stop()
+    if services.teams is not None:
+        await services.teams.stop()
     if services.worker is not None:
         await services.worker.stop()
     await services.channels.stop_all()

@@ -33,11 +33,27 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+Priority = Literal["low", "normal", "high", "urgent"]
+Availability = Literal["online", "away", "offline"]
+
+
 class ConversationPatch(Body):
     model_config = ConfigDict(json_schema_extra={"minProperties": 1})
 
     status: ConversationStatus | SkipJsonSchema[None] = None
     assignee_id: str | None = None
+    team_id: str | SkipJsonSchema[None] = Field(None, description="move it to this team "
+                                                                 "(admin): routed inside it")
+    labels: list[str] | SkipJsonSchema[None] = Field(None, max_length=50)
+    priority: Priority | SkipJsonSchema[None] = None
+
+
+class NameParts(Body):
+    """The parts a name template may use ({surname}客服, {english_name} …)."""
+
+    surname: str | None = Field(None, max_length=32)
+    given_name: str | None = Field(None, max_length=32)
+    english_name: str | None = Field(None, max_length=32)
 
 
 class AgentCreate(Body):
@@ -60,6 +76,9 @@ class AgentPatch(Body):
     password: str | SkipJsonSchema[None] = Field(None, min_length=8, max_length=256)
     timezone: str | None = Field(None, max_length=64)
     locale: UILocale | None = None
+    max_open: int | None = Field(None, ge=0, le=1000, description="cap of open "
+                                 "conversations (null: the team's or the server's)")
+    name_parts: NameParts | SkipJsonSchema[None] = None
 
 
 class TokenCreate(Body):
@@ -128,6 +147,29 @@ class Contact(Out):
     locale: str | None = None
 
 
+class RoutingStep(Out):
+    step: str = Field(description="routed, queued, assigned, overflowed, taken, handed_over, "
+                                  "unassigned, moved")
+    at: str | None
+    team_id: str | None = None
+    agent_id: str | None = None
+    why: str | None = None
+
+
+class RoutingDecision(Out):
+    rule_id: str | None
+    rule_name: str | None
+    team_id: str | None
+    agent_id: str | None
+    labels: list[str]
+    priority: Priority | None
+    returning: bool = Field(description="assigned to the agent who served the customer last")
+    matched: dict[str, Any] = Field(description="the conditions that matched, with the value")
+    reason: str = Field(description="the decision in English words")
+    at: str | None
+    steps: list[RoutingStep]
+
+
 class Conversation(Out):
     id: str
     platform: str
@@ -142,6 +184,13 @@ class Conversation(Out):
     unread: int
     customer_locale: str | None = Field(None, description="the customer's language, as "
                                                           "their channel gives it")
+    team_id: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    priority: Priority = "normal"
+    queue_position: int | None = Field(None, description="1-based place in its team's queue "
+                                       "while it waits for a free agent (lists and the "
+                                       "conversation; null in live events)")
+    routing: RoutingDecision | None = Field(None, description="the recorded routing decision")
 
 
 class Author(Out):
@@ -189,7 +238,8 @@ class Reaction(Out):
 class Message(Out):
     id: str
     conversation_id: str
-    direction: Literal["in", "out"]
+    direction: Literal["in", "out", "note"] = Field(
+        description="note: a private note of an agent, never sent")
     text: str
     rendered_text: str | None
     author: Author
@@ -263,6 +313,9 @@ class Agent(Out):
     active: bool
     timezone: str | None
     locale: str | None
+    availability: Availability = "offline"
+    max_open: int | None = None
+    name_parts: dict[str, str] = Field(default_factory=dict)
 
 
 class Me(Agent):
@@ -399,10 +452,12 @@ class PlatformList(Out):
     items: list[Platform]
 
 
+from web import schemas_teams as _t  # noqa: E402 - they use the models above
+
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     ConversationPatch, AgentCreate, AgentPatch, TokenCreate, ReplyCreate, RetryBody,
-    AccountCreate, AccountPatch)
+    AccountCreate, AccountPatch, *_t.REQUEST_MODELS)
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Error, Conversation, Message, Account, AccountTestResult, Agent, Me, Token, TokenCreated,
     AuditEntry, Platform, Compose, Health, ConversationPage, MessagePage, AuditPage,
-    AccountList, AgentList, TokenList, PlatformList)
+    AccountList, AgentList, TokenList, PlatformList, *_t.RESPONSE_MODELS)

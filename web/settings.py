@@ -20,6 +20,7 @@ from pydantic_settings import (
 
 from inbox.settings import DatabaseSettings, Section
 from replies.settings import DeliverySettings, IdentitySettings
+from teams.settings import TeamSettings
 
 __all__ = ["ConfigError", "DatabaseSettings", "DeliverySettings", "IdentitySettings", "Settings",
            "ensure_secret_key", "load_settings"]
@@ -91,6 +92,7 @@ class Settings(BaseSettings):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     ui: UISettings = Field(default_factory=UISettings)
+    teams: TeamSettings = Field(default_factory=TeamSettings)
 
     @classmethod
     def settings_customise_sources(

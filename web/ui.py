@@ -12,7 +12,7 @@ from aiohttp import web
 
 from connectors.registry import CONNECTORS
 from inbox.store import UNASSIGNED, NotFound
-from web import events, login, ui_admin
+from web import events, login, ui_admin, ui_teams
 from web.csrf import check_form_csrf, cookie_secure
 from web.errors import ApiError
 from web.i18n import LANG_COOKIE, normalise_locale
@@ -94,9 +94,10 @@ async def conversation(request: web.Request) -> web.StreamResponse:
         "identity": f"{agent['display_name']} · {services.settings.identity.brand}",
         "text_limit": getattr(CONNECTORS.get(doc["platform"]), "text_limit", None),
     }
+    side = await ui_teams.side_panel(services, doc)
     return render(request, "conversation.html", conv=conv, messages=messages,
                   older=older, account=account, agents=agents, names=names,
-                  compose=compose, since=since or "", me=str(agent["_id"]))
+                  compose=compose, since=since or "", me=str(agent["_id"]), side=side)
 
 
 @page()
@@ -106,7 +107,9 @@ async def conversation_status(request: web.Request) -> web.StreamResponse:
     if status not in ("open", "pending", "resolved"):
         raise ApiError(400, "validation", "status: open, pending or resolved")
     conv_id = request.match_info["id"]
-    await request.app["services"].store.update_conversation(conv_id, {"status": status})
+    from web.api_conversation import set_status  # the assignee's counter and queue follow
+
+    await set_status(request, conv_id, status, {"status": status})
     raise web.HTTPFound(f"/conversations/{conv_id}")
 
 
@@ -125,7 +128,8 @@ async def conversation_assign(request: web.Request) -> web.StreamResponse:
         if not found.get("active"):
             raise ApiError(400, "validation", "assignee_id: this agent is deactivated")
         assignee = str(found["_id"])
-    await services.store.update_conversation(conv_id, {"assignee_id": assignee})
+    await services.teams.assigner.set_assignee(conv_id, assignee,
+                                               by=str(request["agent"]["_id"]))
     raise web.HTTPFound(f"/conversations/{conv_id}")
 
 
@@ -170,4 +174,5 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/conversations/{id}/assign", conversation_assign)
     app.router.add_post("/locale", switch_language)
     ui_admin.setup(app)
+    ui_teams.setup(app)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=False)

@@ -14,7 +14,27 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def conversation_json(doc: Doc, contact: Doc | None) -> dict[str, Any]:
+def routing_json(routing: Any) -> dict[str, Any] | None:
+    """The recorded routing decision: which rule, which team, which agent, why, and the steps
+    since (queued, assigned, overflowed, handed over)."""
+    if not isinstance(routing, dict):
+        return None
+    from teams.rules import reason_text
+
+    return {"rule_id": routing.get("rule_id"), "rule_name": routing.get("rule_name"),
+            "team_id": routing.get("team_id"), "agent_id": routing.get("agent_id"),
+            "labels": [str(x) for x in routing.get("labels") or []],
+            "priority": routing.get("priority"), "returning": bool(routing.get("returning")),
+            "matched": dict(routing.get("matched") or {}), "reason": reason_text(routing),
+            "at": iso(routing.get("at")),
+            "steps": [{"step": str(s.get("step")), "at": iso(s.get("at")),
+                       "team_id": s.get("team_id"), "agent_id": s.get("agent_id"),
+                       "why": s.get("why")} for s in routing.get("steps") or []
+                      if isinstance(s, dict)]}
+
+
+def conversation_json(doc: Doc, contact: Doc | None,
+                      queue_position: int | None = None) -> dict[str, Any]:
     return {
         "id": str(doc["_id"]), "platform": doc["platform"], "account_id": doc["account_id"],
         "kind": doc["kind"], "status": doc["status"], "assignee_id": doc.get("assignee_id"),
@@ -24,6 +44,9 @@ def conversation_json(doc: Doc, contact: Doc | None) -> dict[str, Any]:
                     "locale": contact.get("locale")} if contact else None,
         "last_message_at": iso(doc.get("last_message_at")), "preview": doc.get("preview", ""),
         "unread": int(doc.get("unread", 0)), "customer_locale": doc.get("customer_locale"),
+        "team_id": doc.get("team_id"), "labels": [str(x) for x in doc.get("labels") or []],
+        "priority": doc.get("priority") or "normal", "queue_position": queue_position,
+        "routing": routing_json(doc.get("routing")),
     }
 
 
@@ -126,6 +149,8 @@ def agent_json(doc: Doc) -> dict[str, Any]:
         "id": str(doc["_id"]), "login": doc["login"], "display_name": doc["display_name"],
         "title": doc.get("title"), "role": doc["role"], "active": bool(doc.get("active")),
         "timezone": doc.get("timezone"), "locale": doc.get("locale"),
+        "availability": doc.get("availability") or "offline", "max_open": doc.get("max_open"),
+        "name_parts": {k: v for k, v in (doc.get("name_parts") or {}).items() if v},
     }
 
 

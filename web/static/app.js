@@ -698,6 +698,81 @@
     });
   }
 
+  /* ---------------------------------------------------------------- failed replies */
+  function initFailed() {
+    var list = document.getElementById("failed-list");
+    if (!list) { return; }
+    list.addEventListener("click", function (event) {
+      var button = event.target.closest("[data-retry]");
+      if (!button || button.disabled) { return; }
+      button.disabled = true;
+      api("POST", "/api/messages/" + encodeURIComponent(button.dataset.retry) + "/retry")
+        .then(function (res) {
+          if (res.ok) {
+            var item = button.closest(".failed-item");
+            if (item) { item.remove(); }
+            document.getElementById("failed-empty").hidden = list.children.length > 0;
+            return;
+          }
+          button.disabled = false;
+          button.title = t("js.retry_failed", { message: errorMessage(res) });
+        }, function () { button.disabled = false; });
+    });
+  }
+
+  /* ---------------------------------------------------------------- colours of labels */
+  function initLabels() {
+    document.querySelectorAll(".label-dot[data-color]").forEach(function (dot) {
+      if (/^#[0-9a-fA-F]{6}$/.test(dot.dataset.color)) { dot.style.background = dot.dataset.color; }
+    });
+  }
+
+  /* ---------------------------------------------------------------- who else is here
+   * The conversation page says "I have it open" every 15 s and "I am typing" while the reply
+   * box changes; other agents' notes arrive as SSE `presence` events (web/event_hub.py). */
+  function initPresence() {
+    var root = document.getElementById("conversation");
+    var box = document.getElementById("presence");
+    if (!root || !box) { return; }
+    var convId = root.dataset.id;
+    var me = root.dataset.me;
+    var url = "/api/conversations/" + encodeURIComponent(convId) + "/presence";
+    var others = {};
+    function show() {
+      var lines = Object.keys(others).map(function (id) {
+        var p = others[id];
+        return t(p.state === "typing" ? "presence.typing" : "presence.viewing", { name: p.name });
+      });
+      box.textContent = lines.join(" · ");
+      box.hidden = lines.length === 0;
+    }
+    function say(state) { api("POST", url, { state: state }); }
+    say("viewing");
+    window.setInterval(function () { say("viewing"); }, 15000);
+    var typingAt = 0;
+    var text = document.getElementById("reply-text");
+    if (text) {
+      text.addEventListener("input", function () {
+        var now = Date.now();
+        if (now - typingAt > 5000) { typingAt = now; say("typing"); }
+      });
+    }
+    window.addEventListener("pagehide", function () {
+      fetch(url, { method: "POST", keepalive: true, credentials: "same-origin",
+                   headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+                   body: JSON.stringify({ state: "left" }) });
+    });
+    live("/api/events", { types: "presence", conversation: convId }, {
+      presence: function (p) {
+        if (p.agent_id === me) { return; }
+        if (p.state === "left") { delete others[p.agent_id]; } else {
+          others[p.agent_id] = { name: p.agent_name, state: p.state };
+        }
+        show();
+      }
+    });
+  }
+
   /* ---------------------------------------------------------------- everywhere */
   function initCommon() {
     document.addEventListener("submit", function (event) {
@@ -730,4 +805,7 @@
   initInbox();
   initConversation();
   initAccounts();
+  initFailed();
+  initLabels();
+  initPresence();
 })();

@@ -1,0 +1,271 @@
+"""The router: every new conversation, from whichever process created it, routed once.
+
+One `Router` per process follows the `conversations` change stream (inserts only), off the
+acknowledgement path of ingest, which it knows nothing about. For each new conversation it
+inserts a claim (`route_claims`, `_id` = the conversation): the first process to insert it
+routes the conversation, the others skip it. It then waits for the first message (ingest stores
+the conversation a moment before its messages), applies the routing rules and hands the
+decision to the `Assigner`, whose compare-and-set on the conversation records it once.
+
+The resume token is kept in `meta` ("router"), with `through`: the creation time before which
+every conversation is known to be handled. On start, on a lost token (error 286) and every
+`SWEEP_EVERY` seconds, conversations active since then that carry no routing decision are
+swept up by a range on the `sk` index (a conversation's `sk` only moves forward from its
+creation, so "created since T" is inside "sk since T"); a claim whose process died
+(`CLAIM_LEASE`) is taken over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
+
+from inbox.clock import Clock
+from inbox.db import Database, Doc
+from inbox.paging import make_sk
+from teams import hours
+from teams.assign import Assigner
+from teams.rules import Sample, decide, now_in_hours
+from teams.store import TeamStore
+
+log = logging.getLogger(__name__)
+
+HISTORY_LOST = 286
+CLAIM_LEASE = timedelta(seconds=30)
+MARGIN = timedelta(seconds=10)
+SWEEP_BACK = timedelta(minutes=2)
+SWEEP_EVERY = 30.0
+TICK_EVERY = 1.0
+RECONCILE_EVERY = 30.0
+FIRST_MESSAGE_WAIT = 5.0  # seconds a conversation waits for its first message to be stored
+PIPELINE: list[Doc] = [
+    {"$match": {"operationType": "insert"}},
+    {"$project": {"fullDocument.raw": 0}},
+]
+CONV_FIELDS = {"_id": 1, "account_id": 1, "platform": 1, "kind": 1, "contact_id": 1,
+               "customer_locale": 1, "created_at": 1, "sk": 1, "title": 1}
+
+Hook = Callable[[Doc, Doc | None, Doc], Any]
+
+
+class Router:
+    def __init__(self, db: Database, teams: TeamStore, assigner: Assigner, clock: Clock, *,
+                 on_routed: Hook | None = None) -> None:
+        self.db = db
+        self.teams = teams
+        self.assigner = assigner
+        self.clock = clock
+        self.owner = str(ObjectId())
+        self.on_routed = on_routed
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pending: dict[str, Doc] = {}
+        self._wake = asyncio.Event()
+        self._ready = asyncio.Event()
+        self.routed = 0
+        self.skipped = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        meta = await self.db.meta.find_one({"_id": "router"})
+        if meta is None:  # first start: conversations from before routing existed stay as
+            await self.db.meta.update_one(  # they are
+                {"_id": "router"}, {"$setOnInsert": {"through": self.clock.now() - MARGIN,
+                                                     "token": None}}, upsert=True)
+            meta = await self.db.meta.find_one({"_id": "router"}) or {}
+        self._tasks = [asyncio.create_task(self._watch(meta.get("token")), name="router-watch"),
+                       asyncio.create_task(self._work(), name="router-work"),
+                       asyncio.create_task(self._background(), name="router-tick")]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), 10)
+        await self.sweep(meta.get("through"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+
+    # ------------------------------------------------------------------ following inserts
+
+    async def _watch(self, token: Doc | None) -> None:
+        delay = 0.5
+        while True:
+            try:
+                async with await self.db.conversations.watch(
+                        PIPELINE, resume_after=token, max_await_time_ms=500) as stream:
+                    self._ready.set()
+                    delay = 0.5
+                    saved = asyncio.get_running_loop().time()
+                    while True:
+                        change = await stream.try_next()
+                        if change is not None:
+                            doc = change.get("fullDocument")
+                            if doc:
+                                self._pending[str(doc["_id"])] = doc
+                                self._wake.set()
+                        token = stream.resume_token or token
+                        loop_now = asyncio.get_running_loop().time()
+                        if token is not None and loop_now - saved > 1.0:
+                            saved = loop_now
+                            await self._save(token)
+            except asyncio.CancelledError:
+                raise
+            except OperationFailure as exc:
+                if exc.code in (HISTORY_LOST, 9, 280) and token is not None:
+                    log.warning("router: resume token lost (%s); sweeping", exc.code)
+                    token = None
+                    meta = await self.db.meta.find_one({"_id": "router"}) or {}
+                    await self.sweep(meta.get("through"))
+                    continue
+                log.warning("router: change stream failed (%s); retrying", exc.code)
+            except PyMongoError as exc:
+                log.warning("router: change stream interrupted (%s)", type(exc).__name__)
+            self._ready.set()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def _save(self, token: Doc) -> None:
+        through = min([_aware(d.get("created_at")) for d in self._pending.values()]
+                      + [self.clock.now()]) - MARGIN
+        with contextlib.suppress(PyMongoError):
+            await self.db.meta.update_one({"_id": "router"},
+                                          {"$set": {"token": token, "through": through}},
+                                          upsert=True)
+
+    async def _work(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(0.01)  # let a burst gather into one batch
+            while self._pending:
+                batch = list(self._pending.values())[:64]
+                for doc in batch:
+                    self._pending.pop(str(doc["_id"]), None)
+                try:
+                    await self.handle(batch)
+                except PyMongoError as exc:
+                    log.warning("router: a batch failed (%s); the sweep retries it",
+                                type(exc).__name__)
+
+    async def _background(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_sweep = last_reconcile = loop.time()
+        while True:
+            await asyncio.sleep(TICK_EVERY)
+            try:
+                await self.assigner.tick()
+                if loop.time() - last_sweep >= SWEEP_EVERY:
+                    last_sweep = loop.time()
+                    await self.sweep(self.clock.now() - SWEEP_BACK)
+                if loop.time() - last_reconcile >= RECONCILE_EVERY:
+                    last_reconcile = loop.time()
+                    await self.assigner.reconcile_all()
+            except PyMongoError as exc:
+                log.warning("router: background round failed (%s)", type(exc).__name__)
+
+    # ------------------------------------------------------------------ routing
+
+    async def sweep(self, since: datetime | None) -> int:
+        """Route conversations active since `since` that no process has routed."""
+        since = _aware(since) if since else self.clock.now() - SWEEP_BACK
+        lo = make_sk(since - MARGIN, ObjectId("0" * 24))
+        docs = await self.db.conversations.find(
+            {"sk": {"$gte": lo}, "routing": {"$exists": False}}, CONV_FIELDS,
+            hint=[("sk", -1)]).to_list()
+        fresh = [d for d in docs if _aware(d.get("created_at")) >= since - MARGIN]
+        if fresh:
+            await self.handle(fresh, sweeping=True)
+        return len(fresh)
+
+    async def _claim(self, docs: list[Doc], *, sweeping: bool) -> list[Doc]:
+        now = self.clock.now()
+        claims = [{"_id": str(d["_id"]), "owner": self.owner, "at": now} for d in docs]
+        taken: set[int] = set()
+        try:
+            await self.db.route_claims.insert_many(claims, ordered=False)
+        except BulkWriteError as exc:
+            taken = {int(e["index"]) for e in exc.details.get("writeErrors", [])
+                     if e.get("code") == 11000}
+            if len(taken) != len(exc.details.get("writeErrors", [])):
+                raise
+        mine = [d for i, d in enumerate(docs) if i not in taken]
+        if sweeping and taken:  # a claim left by a process that died before routing
+            for i in taken:
+                result = await self.db.route_claims.update_one(
+                    {"_id": claims[i]["_id"], "at": {"$lt": now - CLAIM_LEASE}},
+                    {"$set": {"owner": self.owner, "at": now}})
+                if result.modified_count == 1:
+                    mine.append(docs[i])
+        self.skipped += len(docs) - len(mine)
+        return mine
+
+    async def handle(self, docs: list[Doc], *, sweeping: bool = False) -> None:
+        mine = await self._claim(docs, sweeping=sweeping)
+        if not mine:
+            return
+        firsts = await self._first_messages([str(d["_id"]) for d in mine])
+        contacts = await self._contacts(d.get("contact_id") for d in mine)
+        rules = await self.teams.rules()
+        teams = await self.teams.teams()
+        in_hours = now_in_hours(teams, self.clock.now(), hours.is_open)
+        for doc in mine:
+            conv_id = str(doc["_id"])
+            first = firsts.get(conv_id)
+            contact = contacts.get(str(doc.get("contact_id") or ""))
+            sample = Sample(platform=doc.get("platform"), account_id=doc.get("account_id"),
+                            kind=doc.get("kind"),
+                            language=doc.get("customer_locale")
+                            or ((first or {}).get("author") or {}).get("locale"),
+                            text=str((first or {}).get("text") or ""),
+                            labels=tuple((contact or {}).get("labels") or ()))
+            decision = decide(rules, sample, in_hours).as_doc()
+            outcome = await self.assigner.route(doc, decision)
+            if outcome != "taken":
+                self.routed += 1
+            if self.on_routed is not None:
+                try:
+                    await self.on_routed(doc, contact, decision)
+                except Exception:  # indexing a conversation must not stop routing
+                    log.exception("router: after-routing hook failed")
+
+    async def _first_messages(self, conv_ids: list[str]) -> dict[str, Doc]:
+        """The first customer message of each conversation, waiting a moment for ingest to
+        store those that are not there yet."""
+        found: dict[str, Doc] = {}
+        waited, delay = 0.0, 0.02
+        while True:
+            missing = [c for c in conv_ids if c not in found]
+            async for msg in self.db.messages.find(
+                    {"conversation_id": {"$in": missing}, "direction": "in"},
+                    {"conversation_id": 1, "text": 1, "sk": 1, "author": 1}):
+                have = found.get(msg["conversation_id"])
+                if have is None or msg["sk"] < have["sk"]:
+                    found[msg["conversation_id"]] = msg
+            if len(found) == len(conv_ids) or waited >= FIRST_MESSAGE_WAIT:
+                return found
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 1.0)
+
+    async def _contacts(self, ids: Iterable[Any]) -> dict[str, Doc]:
+        wanted = list({ObjectId(str(i)) for i in ids if i and ObjectId.is_valid(str(i))})
+        if not wanted:
+            return {}
+        return {str(c["_id"]): c async for c in self.db.contacts.find(
+            {"_id": {"$in": wanted}}, {"name": 1, "handle": 1, "labels": 1, "identities": 1})}
+
+
+def _aware(value: datetime | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,60 @@
+"""Team work in one object for the composition root: the stores, the assigner, the router and
+the search indexer, started and stopped with the process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inbox.clock import Clock
+from inbox.db import Database, Doc
+from teams import db as team_db
+from teams.assign import Assigner
+from teams.names import NamePolicies
+from teams.router import Router
+from teams.search import Indexer, Search, index_conversation
+from teams.settings import TeamSettings
+from teams.store import TeamStore
+
+
+class TeamWork:
+    def __init__(self, db: Database, settings: TeamSettings, brand: str, clock: Clock) -> None:
+        self.db = db
+        self.settings = settings
+        self.store = TeamStore(db)
+        self.assigner = Assigner(db, self.store, clock, default_cap=settings.default_max_open)
+        self.router = Router(db, self.store, self.assigner, clock, on_routed=self._routed)
+        self.indexer = Indexer(db)
+        self.search = Search(db)
+        self.names = NamePolicies(db, self.store, brand)
+        self.started = False
+
+    async def _routed(self, conv: Doc, contact: Doc | None, decision: Any) -> None:
+        await index_conversation(self.db, {**conv, "labels": decision.get("labels") or []},
+                                 contact)
+
+    async def setup(self) -> None:
+        await team_db.ensure_indexes(self.db)
+
+    async def start(self) -> None:
+        await self.setup()
+        if self.settings.routing:
+            await self.router.start()
+        if self.settings.search_indexing:
+            await self.indexer.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        await self.router.stop()
+        await self.indexer.stop()
+        self.started = False
+
+    async def reindex_conversation(self, conv_id: str) -> None:
+        from bson import ObjectId
+
+        conv = await self.db.conversations.find_one({"_id": ObjectId(conv_id)})
+        if conv is None:
+            return
+        contact = None
+        if conv.get("contact_id") and ObjectId.is_valid(str(conv["contact_id"])):
+            contact = await self.db.contacts.find_one({"_id": ObjectId(conv["contact_id"])})
+        await index_conversation(self.db, conv, contact)
