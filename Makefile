@@ -38,9 +38,10 @@ system:
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .
 
+# three workers on two cores: most tests wait on sockets and subprocesses, not the CPU
 test: $(TEST_STAMP) system
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 3
 
 # Crash, fault, storm and fuzz runs at full size (bounded, loopback only, ~15 min); the figures
 # are printed at the end (and written to $CHAOS_RESULTS as JSON when it is set).

@@ -265,12 +265,16 @@ class NamePolicies:
                             "_id": key, "agent_id": item.agent_id, "brand": self.brand,
                             "name": item.name, "policies": [pid], "unique_key": unique,
                             "created_at": now, "reviewed_at": now, "reviewed_by": None})
+                        changes.append({"action": "add", "agent_id": item.agent_id,
+                                        "name": item.name, "policy_id": pid})
                     except DuplicateKeyError:
-                        raise Invalid("name", f"{item.name} is shown by another agent under "
-                                              f"this brand") from None
-                    changes.append({"action": "add", "agent_id": item.agent_id,
-                                    "name": item.name, "policy_id": pid})
-                elif pid not in existing.get("policies", []):
+                        # the same agent's name recorded a moment ago by a concurrent
+                        # request (same `_id`) is this one; any other holder is not
+                        existing = await self.db.agent_names.find_one({"_id": key})
+                        if existing is None:
+                            raise Invalid("name", f"{item.name} is shown by another agent "
+                                                  f"under this brand") from None
+                if existing is not None and pid not in existing.get("policies", []):
                     await self.db.agent_names.update_one(
                         {"_id": key}, {"$addToSet": {"policies": pid}})
         flt: Doc = {"policies": pid}

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
-
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
 from connectors.channels import platforms
 from inbox.agents import AgentExists
 from inbox.models import CONVERSATION_STATUSES
 from inbox.store import NotFound
+from web.api_base import _conversation_page, _limit, _services, body_as
 from web.auth import client_address, requires
-from web.errors import ApiError, read_json
+from web.errors import ApiError
 from web.schemas import AgentCreate, AgentPatch, Body, ConversationPatch, TokenCreate
-from web.views import agent_json, audit_json, conversation_json, message_json, token_json
+from web.views import agent_json, audit_json, message_json, token_json
 
 routes = web.RouteTableDef()
-M = TypeVar("M", bound=BaseModel)
 
 
 # The bodies' models live in web/schemas.py (the OpenAPI document is generated from them);
@@ -25,38 +22,6 @@ M = TypeVar("M", bound=BaseModel)
 _Body = Body
 __all__ = ["AgentCreate", "AgentPatch", "ConversationPatch", "TokenCreate", "_Body",
            "_services", "body_as", "routes"]
-
-
-async def body_as(request: web.Request, model: type[M]) -> M:
-    data = await read_json(request)
-    if not isinstance(data, dict):
-        raise ApiError(400, "validation", "the body must be a JSON object")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "body"
-        raise ApiError(400, "validation", f"{field}: {err['msg']}", field=field) from None
-
-
-def _limit(request: web.Request, default: int = 50) -> int:
-    raw = request.query.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= 200:
-        raise ApiError(400, "validation", "limit: a whole number from 1 to 200", field="limit")
-    return int(raw)
-
-
-def _services(request: web.Request) -> Any:
-    return request.app["services"]
-
-
-async def _conversation_page(request: web.Request, docs: list[Any]) -> list[dict[str, Any]]:
-    services = _services(request)
-    contacts = await services.store.contacts_by_id([d.get("contact_id") for d in docs])
-    waiting = [str(d["_id"]) for d in docs if d.get("queued_since")]
-    places = await services.teams.assigner.positions(waiting) if waiting else {}
-    return [conversation_json(d, contacts.get(d.get("contact_id") or ""),
-                              places.get(str(d["_id"]))) for d in docs]
 
 
 @routes.get("/api/me")

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from inbox.store import NotFound
 from teams.store import Invalid
-from web.api import _services
+from web.api_base import _services
 from web.errors import ApiError
 
 
@@ -69,7 +69,7 @@ async def check_agent_names(request: web.Request, agent_id: str,
     name another agent shows under the same brand)."""
     if not {"display_name", "name_parts", "title", "active"} & set(changes):
         return
-    from web.api_search import resync_agent_names
+    from web.api_names import resync_agent_names
 
     current = await _services(request).agents.get(agent_id)
     plan = await resync_agent_names(request, {**current, **changes}, dry_run=True)
@@ -83,7 +83,7 @@ async def agent_changed(request: web.Request, doc: dict[str, Any],
                         changes: dict[str, Any]) -> None:
     work = _services(request).teams
     if {"display_name", "name_parts", "title", "active"} & set(changes):
-        from web.api_search import resync_agent_names
+        from web.api_names import resync_agent_names
 
         await resync_agent_names(request, doc, dry_run=False)
     if "max_open" in changes:

@@ -39,7 +39,7 @@ async def _draft(request: web.Request, conv: dict[str, Any], text: str,
     services = _services(request)
     connector = await services.channels.get(conv["account_id"])
     last_in = await services.store.last_inbound(str(conv["_id"]))
-    from web.api_search import policy_name  # the name policy gives the name, or refuses
+    from web.api_names import policy_name  # the name policy gives the name, or refuses
 
     return draft(connector, conv, request["agent"], services.settings.identity, text,
                  last_inbound=last_in, target=target, policy=await policy_name(request, conv))

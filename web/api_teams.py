@@ -16,8 +16,8 @@ from teams import hours
 from teams.rules import Sample, decide, now_in_hours, reason_text
 from teams.store import Invalid
 from web import schemas_teams as st
-from web.api import _services, body_as
-from web.auth import client_address, requires
+from web.api_base import _audit, _services, body_as, invalid
+from web.auth import requires
 from web.errors import ApiError
 from web.views import iso, message_json
 
@@ -25,17 +25,8 @@ routes = web.RouteTableDef()
 PRESENCE_SECONDS = 30
 
 
-def invalid(exc: Invalid) -> ApiError:
-    return ApiError(400, "validation", str(exc), field=exc.field)
-
-
 def _work(request: web.Request) -> Any:
     return _services(request).teams
-
-
-async def _audit(request: web.Request, action: str, target: str, **details: Any) -> None:
-    await _services(request).store.audit(request["agent"]["login"], action, target,
-                                         address=client_address(request), details=details)
 
 
 def _body(model: Any) -> dict[str, Any]:
@@ -102,7 +93,7 @@ async def patch_team(request: web.Request) -> web.Response:
     await _audit(request, "team.update", str(doc["_id"]),
                  **{k: v for k, v in changes.items() if k != "business_hours"})
     if {"members", "title", "names", "name"} & set(changes):
-        from web.api_search import resync_team_names
+        from web.api_names import resync_team_names
 
         await resync_team_names(request, str(doc["_id"]))
     await work.assigner.drain(str(doc["_id"]))

@@ -24,7 +24,7 @@ from inbox.db import Database, Doc
 from inbox.embedded import EmbeddedServer
 from inbox.secrets import CredentialBox
 from inbox.store import Store
-from web import api, api_accounts, api_replies, api_search, api_teams, webhooks
+from web import api, api_accounts, api_names, api_replies, api_search, api_teams, webhooks
 from web.auth import auth_middleware
 from web.errors import error_middleware
 from web.openapi import openapi_document
@@ -156,6 +156,7 @@ def create_app(services: Services) -> web.Application:
     webhooks.setup(app)
     app.router.add_routes(api_teams.routes)  # before api's: /api/agents/me is not an {id}
     app.router.add_routes(api_search.routes)
+    app.router.add_routes(api_names.routes)
     app.router.add_routes(api.routes)
     app.router.add_routes(api_accounts.routes)
     app.router.add_routes(api_replies.routes)

@@ -57,8 +57,8 @@ def component_schemas() -> dict[str, Any]:
     """Every model's schema and the models they nest, keyed by model name."""
     found: dict[str, Any] = {}
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
-        *((m, "validation") for m in s.REQUEST_MODELS),
-        *((m, "serialization") for m in s.RESPONSE_MODELS)]
+        *((m, "validation") for m in (*s.REQUEST_MODELS, *st.REQUEST_MODELS)),
+        *((m, "serialization") for m in (*s.RESPONSE_MODELS, *st.RESPONSE_MODELS))]
     for model, mode in models:
         schema = model.model_json_schema(ref_template=REF, mode=mode,
                                          schema_generator=_Generator)

@@ -452,12 +452,11 @@ class PlatformList(Out):
     items: list[Platform]
 
 
-from web import schemas_teams as _t  # noqa: E402 - they use the models above
-
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     ConversationPatch, AgentCreate, AgentPatch, TokenCreate, ReplyCreate, RetryBody,
-    AccountCreate, AccountPatch, *_t.REQUEST_MODELS)
+    AccountCreate, AccountPatch)
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Error, Conversation, Message, Account, AccountTestResult, Agent, Me, Token, TokenCreated,
     AuditEntry, Platform, Compose, Health, ConversationPage, MessagePage, AuditPage,
-    AccountList, AgentList, TokenList, PlatformList, *_t.RESPONSE_MODELS)
+    AccountList, AgentList, TokenList, PlatformList)
+# the team-work models (web/schemas_teams.py) are listed there; web/openapi.py takes both

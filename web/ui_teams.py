@@ -15,12 +15,8 @@ from inbox.store import NotFound
 from teams import hours
 from teams.rules import PRIORITIES, Sample, decide, now_in_hours
 from teams.store import Invalid
-from web.api_search import (
-    connected,
-    failed_page,
-    policy_json,
-    validator,
-)
+from web.api_names import connected, policy_json, validator
+from web.api_search import failed_page
 from web.api_teams import contact_detail
 from web.auth import client_address
 from web.pages import form, page, render
