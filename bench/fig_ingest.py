@@ -364,11 +364,13 @@ class Profiler:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         for name, pid in self.pids.items():
-            out = self.directory / f"ingest-{name}.svg"
+            # collapsed stacks: `bench/hotspots.py` sums them; flamegraph.pl and speedscope
+            # draw them
+            out = self.directory / f"ingest-{name}.txt"
             self._procs[name] = (subprocess.Popen(
                 [spy, "record", "--pid", str(pid), "--rate", "100", "--nonblocking",
-                 "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-                out)
+                 "--format", "raw", "--output", str(out)], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL), out)
 
     def stop(self) -> dict[str, str]:
         done = {}
