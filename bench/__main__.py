@@ -54,6 +54,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes, a few seconds: checks the benchmark code, measures nothing")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="a setting of the server processes (e.g. teams.search_indexing=false),"
+                        " to measure what a feature costs; repeatable")
     return p.parse_args(argv)
 
 
@@ -92,7 +95,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     "embedded SecantusDB (secantusd-py --sync-on-commit, on disk)",
         "figures": {},
     }
-    async with Cluster(mongodb_uri=args.mongodb_uri, keep=args.keep) as cluster:
+    chosen = dict(item.split("=", 1) for item in args.set)
+    async with Cluster(mongodb_uri=args.mongodb_uri, keep=args.keep,
+                       server_settings=chosen) as cluster:
         results["database_version"] = (await cluster.client.server_info()).get("version") \
             if cluster.client else None  # the MongoDB version the server says it speaks
         if not args.mongodb_uri:

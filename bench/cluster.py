@@ -80,6 +80,7 @@ class Cluster:
 
     mongodb_uri: str | None = None
     keep: bool = False
+    server_settings: dict[str, str] = field(default_factory=dict)  # "section.key" → value
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sb-bench-")))
     db_name: str = field(default_factory=lambda: f"bench_{secrets.token_hex(4)}")
 
@@ -212,7 +213,9 @@ class Cluster:
             await asyncio.sleep(0.1)
 
     def _server_env(self, port: int) -> dict[str, str]:
-        return self._env() | {
+        chosen = {f"SWITCHBOARD_{k.upper().replace('.', '__')}": v
+                  for k, v in self.server_settings.items()}
+        return self._env() | chosen | {
             "SWITCHBOARD_SERVER__PROCESSES": str(self.processes),
             "SWITCHBOARD_DATABASE__URI": self.uri,
             "SWITCHBOARD_DATABASE__NAME": self.db_name,
