@@ -103,6 +103,9 @@ class SlackConnector(ConnectorBase):
     app_webhook: ClassVar[bool] = False
     strings: ClassVar[Mapping[str, Mapping[str, str]]] = STRINGS
     normaliser: ClassVar[Any] = normaliser
+    # bot, user and app-level tokens (the signing secret has no shape of its own)
+    secret_patterns: ClassVar[tuple[str, ...]] = (r"xox[abposr]-[A-Za-z0-9-]{10,}",
+                                                  r"xapp-[A-Za-z0-9-]{10,}")
 
     def __init__(self, account: AccountContext, runtime: AccountRuntime, *,
                  clock: Callable[[], float] = time.time) -> None:

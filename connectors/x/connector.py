@@ -79,6 +79,11 @@ class XConnector(base.ConnectorBase):
     ack_deadline: ClassVar[float] = 10.0  # https://docs.x.com/x-api/webhooks/introduction
     strings: ClassVar[Mapping[str, Mapping[str, str]]] = STRINGS
     normaliser: ClassVar[Any] = normaliser
+    # an OAuth 1.0a access token ("<user id>-<40>"), the 45-50 character secrets, an app's
+    # bearer token; a consumer key (25 characters) has no shape that would not mask ids too
+    secret_patterns: ClassVar[tuple[str, ...]] = (
+        r"\b\d{3,20}-[A-Za-z0-9]{30,50}\b", r"\b[A-Za-z0-9]{45,50}\b",
+        r"AAAAAAAAAAAAAAAAAAAA[A-Za-z0-9%]{30,}")
     credential_fields: ClassVar[tuple[CredentialField, ...]] = tuple(
         CredentialField(name, STRINGS["en"][f"cred.{name}"], secret=True,
                         pattern=r"^\S{10,200}$", help=STRINGS["en"][f"cred.{name}.help"])
