@@ -193,7 +193,7 @@ async def closed_loop(session: aiohttp.ClientSession, cluster: Cluster,
 
 async def open_loop(session: aiohttp.ClientSession, cluster: Cluster,
                     updates: Iterator[dict[str, Any]], rate: float,
-                    seconds: float) -> dict[str, Any]:
+                    seconds: float, on_ack: Any = None) -> dict[str, Any]:
     """Messages sent at a fixed rate, whatever the answers take (not closed-loop saturation):
     the latency a platform sees at that arrival rate."""
     latencies: list[float] = []
@@ -206,6 +206,8 @@ async def open_loop(session: aiohttp.ClientSession, cluster: Cluster,
         status, took = await _post(session, cluster, update)
         if status == 200:
             latencies.append(took)
+            if on_ack is not None:
+                on_ack(update)
         else:
             errors[str(status)] = errors.get(str(status), 0) + 1
 
@@ -312,8 +314,28 @@ async def workloads(cluster: Cluster, *, new_chats: int, b_seconds: float,
             level["share_of_capacity"] = share
             out["open_loop"].append(level)
             await _drained(cluster, sum(chats.sent.values()))
-    out["acked"] = result_a["acked"] + result_b["acked"] + sum(
-        level["acked"] for level in out["open_loop"])
+        # new chats at half of (a)'s capacity: how soon each is listed at a rate it sustains
+        opened_b: set[int] = set()
+        lag_b = ListingLag(session, cluster)
+
+        def on_open(update: dict[str, Any]) -> None:
+            chat = update["message"]["chat"]["id"]
+            if chat not in opened_b:
+                opened_b.add(chat)
+                if len(opened_b) % 10 == 0:
+                    lag_b.acked(chat)
+
+        fresh = first + new_chats + 1000
+        rate_a = float(result_a["updates_per_s"]) * 0.5
+        level = await open_loop(session, cluster,
+                                iter(chats.workload_a(int(rate_a * open_seconds), fresh)),
+                                rate_a, open_seconds, on_ack=on_open)
+        level["listed_after_ack"] = await lag_b.result()
+        level["share_of_capacity"] = 0.5
+        out["open_loop_new_chats"] = level
+        await _drained(cluster, sum(chats.sent.values()))
+    out["acked"] = result_a["acked"] + result_b["acked"] + out["open_loop_new_chats"][
+        "acked"] + sum(level["acked"] for level in out["open_loop"])
     return out
 
 
