@@ -250,6 +250,7 @@ def check_cursor(cursor: str | None) -> None:
 
 LEASE = timedelta(seconds=20)
 RENEW_EVERY = 5.0
+COALESCE = 0.5  # s: the longest a new message waits to be indexed (a search finds it after)
 MARGIN = timedelta(seconds=10)
 PIPELINE: list[Doc] = [
     {"$match": {"$or": [
@@ -327,12 +328,18 @@ class Indexer:
                     max_await_time_ms=200) as stream:
                 batch: list[Doc] = []
                 edits: list[Doc] = []
+                first_at = 0.0
                 while True:
                     change = await stream.try_next()
                     if change is not None and change.get("fullDocument"):
+                        if not batch and not edits:
+                            first_at = loop.time()
                         (batch if change.get("operationType") == "insert" else edits).append(
                             change["fullDocument"])
-                    if (batch or edits) and (change is None or len(batch) + len(edits) >= 256):
+                    # gathered for up to COALESCE seconds: each statement costs the embedded
+                    # server a commit, so a busy inbox is indexed in few large writes
+                    if (batch or edits) and (len(batch) + len(edits) >= 256
+                                             or loop.time() - first_at >= COALESCE):
                         await self.write(batch, new=True)
                         await self.write(edits)
                         batch, edits = [], []
