@@ -62,6 +62,16 @@ class RateLimit:
                    float(reset) if reset is not None else None)
 
 
+def oauth1_header(keys: OAuth1Keys, method: str, url: str | URL,
+                  headers: Mapping[str, str] | None = None) -> str:
+    """The OAuth 1.0a user-context `Authorization` header for one request: HMAC-SHA1 over the
+    method, the URL (scheme, host, path, query) and fresh oauth_* parameters."""
+    client = OAuthClient(keys.consumer_key, keys.consumer_secret, keys.access_token,
+                         keys.access_token_secret)
+    _, signed, _ = client.sign(str(url), method, headers=dict(headers or {}))
+    return str(signed["Authorization"])
+
+
 class RoutedSession:
     """Stands in for the `aiohttp.ClientSession` tweepy uses: tweepy calls only
     `session.request(method, url, params=, json=, headers=)` as an async context manager."""
@@ -95,11 +105,8 @@ class RoutedSession:
         auth = headers.get("Authorization", "")
         if self.keys is None or not auth.startswith("OAuth "):
             return
-        client = OAuthClient(self.keys.consumer_key, self.keys.consumer_secret,
-                             self.keys.access_token, self.keys.access_token_secret)
         unsigned = {k: v for k, v in headers.items() if k != "Authorization"}
-        _, signed, _ = client.sign(str(url), method, headers=unsigned)
-        headers["Authorization"] = signed["Authorization"]
+        headers["Authorization"] = oauth1_header(self.keys, method, url, unsigned)
 
     def request(self, method: str, url: str | URL, **kwargs: Any) -> Any:
         target = self.rewrite(url)
