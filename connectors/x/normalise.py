@@ -155,6 +155,22 @@ def _find_user(includes: Mapping[str, Any], user_id: str) -> Mapping[str, Any] |
     return None
 
 
+def _variants(media: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A video's or animated GIF's renditions (`variants`: `bit_rate`, `content_type`, `url`;
+    an HLS playlist has no `bit_rate`), only the well-formed ones."""
+    out: list[dict[str, Any]] = []
+    for v in media.get("variants") or ():
+        if not isinstance(v, Mapping) or not isinstance(v.get("url"), str):
+            continue
+        item: dict[str, Any] = {"url": v["url"]}
+        if isinstance(v.get("content_type"), str):
+            item["content_type"] = v["content_type"]
+        if isinstance(v.get("bit_rate"), int) and not isinstance(v.get("bit_rate"), bool):
+            item["bit_rate"] = v["bit_rate"]
+        out.append(item)
+    return out
+
+
 def _media(includes: Mapping[str, Any], keys: Sequence[str]) -> tuple[Attachment, ...]:
     """`includes.media` objects for the item's `attachments.media_keys`, in its order; a key
     whose object is missing (X leaves it out for media it will not show) keeps a stub."""
@@ -169,6 +185,9 @@ def _media(includes: Mapping[str, Any], keys: Sequence[str]) -> tuple[Attachment
         extra = {k: media[k] for k in ("url", "preview_image_url", "alt_text", "width",
                                        "height", "duration_ms")
                  if isinstance(media.get(k), str | int) and not isinstance(media.get(k), bool)}
+        variants = _variants(media)
+        if variants:
+            extra["variants"] = variants
         found.append(Attachment(type=opt_str(media, "type", where) or "unknown", file_id=key,
                                 extra=extra))
     return tuple(found)

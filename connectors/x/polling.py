@@ -49,7 +49,7 @@ TWEET_FIELDS = ["created_at", "conversation_id", "in_reply_to_user_id", "referen
                 "attachments", "edit_history_tweet_ids", "author_id", "entities", "note_tweet"]
 USER_FIELDS = ["name", "username", "profile_image_url"]
 MEDIA_FIELDS = ["media_key", "type", "url", "preview_image_url", "alt_text", "width", "height",
-                "duration_ms"]
+                "duration_ms", "variants"]
 DM_FIELDS = ["id", "text", "event_type", "created_at", "dm_conversation_id", "sender_id",
              "participant_ids", "referenced_tweets", "attachments"]
 
