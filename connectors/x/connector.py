@@ -32,7 +32,7 @@ from connectors.base import (
     Notice,
     OptionField,
 )
-from connectors.x import activity, budget, subscriptions, text
+from connectors.x import activity, budget, media, subscriptions, text
 from connectors.x import normalise as normaliser
 from connectors.x.errors import classify, problem_of
 from connectors.x.polling import XPollingSource
@@ -277,6 +277,10 @@ class XConnector(base.ConnectorBase):
             raise TransientError("X accepted the DM but returned no id.", code="unexpected")
         await self._record({"dms": 1})
         return Delivery(external_id=data["dm_event_id"])
+
+    async def fetch_attachment(self, attachment: Mapping[str, Any]) -> base.AttachmentStream:
+        """A post's or DM's media, streamed from X's media hosts (see `media`)."""
+        return await media.fetch(self, attachment)
 
     # ------------------------------------------------------------------ notices
 

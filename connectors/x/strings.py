@@ -73,6 +73,14 @@ STRINGS: dict[str, dict[str, str]] = {
         "error.server": "X had a server error; the reply will be retried.",
         "error.network": "X could not be reached; the reply will be retried.",
         "error.timeout": "X did not answer in time; the reply will be retried.",
+        "error.media_unavailable": "X gave no file for this attachment.",
+        "error.media_gone": "This file is no longer available on X.",
+        "error.media_host_refused": "The attachment's address is not one of X's media hosts, "
+                                    "so Switchboard did not fetch it.",
+        "error.media_forbidden": "X would not let this account open this file.",
+        "error.media_server": "X's media server had an error; try again shortly.",
+        "error.media_network": "X's media server could not be reached; try again shortly.",
+        "error.media_rate_limited": "X is limiting file downloads; try again in a minute.",
         "notice.spend": "Estimated X API spend this month: ${spent} ({reads} reads, "
                         "{writes} replies).",
         "notice.budget": "Estimated X API spend this month: ${spent} of the ${budget} budget.",
@@ -146,6 +154,13 @@ STRINGS: dict[str, dict[str, str]] = {
         "error.server": "X 服务器出错，稍后会自动重试发送。",
         "error.network": "暂时无法连接 X，稍后会自动重试发送。",
         "error.timeout": "X 响应超时，稍后会自动重试发送。",
+        "error.media_unavailable": "X 没有提供这个附件的文件。",
+        "error.media_gone": "该文件在 X 上已不存在。",
+        "error.media_host_refused": "附件地址不属于 X 的媒体服务器，Switchboard 没有去获取。",
+        "error.media_forbidden": "X 不允许本账号打开这个文件。",
+        "error.media_server": "X 的媒体服务器出错，请稍后再试。",
+        "error.media_network": "暂时无法连接 X 的媒体服务器，请稍后再试。",
+        "error.media_rate_limited": "X 正在限制文件下载，请过一分钟再试。",
         "notice.spend": "本月 X API 预计花费：${spent}（读取 {reads} 次，回复 {writes} 条）。",
         "notice.budget": "本月 X API 预计花费：${spent}，预算 ${budget}。",
         "notice.budget_exceeded": "本月 X 预算 ${budget} 已用完（已花费 ${spent}），轮询已放慢到"
