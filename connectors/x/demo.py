@@ -14,6 +14,7 @@ import random
 
 from connectors.channels import Channels
 from connectors.x.sandbox import XSandbox
+from connectors.x.sandbox_control import DEMO_PHOTO
 
 ACCOUNT = "Demo X"
 CONSUMER_KEY = "demo-x-consumer-key-not-real"
@@ -25,8 +26,9 @@ BRAND = ("acme_support", "Acme Support")
 POLL_INTERVAL_S = 2
 DEMO_LIMITS = {"dm_events": 600}
 
-# (username, name, lines): a line is ("mention" | "reply" | "dm", text); "reply" answers the
-# customer's own last post, so it joins the same public thread.
+# (username, name, lines): a line is ("mention" | "reply" | "dm" | "dm+photo", text); "reply"
+# answers the customer's own last post, so it joins the same public thread; "dm+photo" carries
+# a photo the sandbox serves as X serves DM media (a signed GET).
 CUSTOMERS: list[tuple[str, str, list[tuple[str, str]]]] = [
     ("li_na_sh", "李娜", [("mention", "你们的 App 今天一直闪退，iPhone 15，已经重装过了，怎么办？"),
                         ("reply", "补充一下：是登录之后马上闪退。"),
@@ -35,7 +37,7 @@ CUSTOMERS: list[tuple[str, str, list[tuple[str, str]]]] = [
                                           "a week?"),
                               ("dm", "Sending the order details here rather than in public."),
                               ("reply", "Any update on this?")]),
-    ("wang_wei88", "王伟", [("dm", "你好，我收到的商品外包装破了，可以换货吗？"),
+    ("wang_wei88", "王伟", [("dm+photo", "你好，我收到的商品外包装破了，照片在这里，可以换货吗？"),
                            ("mention", "客服什么时候上班？私信没人回"),
                            ("dm", "订单号是 20931，谢谢！")]),
     ("lucas_m", "Lucas Martin", [("mention", "Do you ship to France?"),
@@ -76,10 +78,12 @@ class XDemo:
         return f"a sandbox X account (@{BRAND[0]}), polled every {POLL_INTERVAL_S} s"
 
     def write(self, username: str, kind: str, text: str) -> str:
-        """One customer action in the sandbox: a new mention, a reply in their thread, a DM."""
+        """One customer action in the sandbox: a new mention, a reply in their thread, a DM
+        (with a photo for "dm+photo")."""
         who = self.people[username]
-        if kind == "dm":
-            return self.sandbox.inject_dm(who, BRAND_ID, text)
+        if kind in ("dm", "dm+photo"):
+            media = [self.sandbox.photo(DEMO_PHOTO, "image/png")] if kind == "dm+photo" else None
+            return self.sandbox.inject_dm(who, BRAND_ID, text, media=media)
         previous = self.last_post.get(username) if kind == "reply" else None
         post = self.sandbox.inject_mention(who, text, to=BRAND_ID, in_reply_to=previous)
         self.last_post[username] = post

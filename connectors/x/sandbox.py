@@ -35,6 +35,7 @@ from connectors.x.sandbox_state import (
     ApiError,
     App,
     DMEvent,
+    HostedFile,
     Media,
     Post,
     RateWindows,
@@ -82,6 +83,7 @@ class XSandbox(ApiHandlers, ControlRoutes):
         self.sent_items: list[dict[str, Any]] = []
         self.calls: list[dict[str, Any]] = []
         self.deliveries: list[dict[str, Any]] = []
+        self.files: dict[str, HostedFile] = {}  # path on base_url → the file served there
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -109,6 +111,10 @@ class XSandbox(ApiHandlers, ControlRoutes):
         for method, path, family, handler in routes:
             app.router.add_route(method, path, self._wrap(family, handler))
         app.router.add_post("/oauth2/token", self._token)
+        # media: `/media/...` stands in for pbs.twimg.com and video.twimg.com, `/1.1/ton/...`
+        # for ton.twitter.com (a DM's media, OAuth 1.0a signed)
+        app.router.add_get("/media/{name}", self._serve_media)
+        app.router.add_get("/1.1/ton/data/dm/{dm_id}/{media_id}/{name}", self._serve_media)
         self.add_control_routes(app)
         return app
 
@@ -168,8 +174,8 @@ class XSandbox(ApiHandlers, ControlRoutes):
              ptype: str = "about:blank", times: int = 1, headers: dict[str, str] | None = None,
              body: Any = None, user_id: str | None = None) -> None:
         """The next `times` calls of `route` ("users/me", "mentions", "dm_events", "tweets",
-        "dm_send", "webhooks", "activity") answer `status` with a problem body; with
-        `user_id`, only calls made as that account (X counts limits per user)."""
+        "dm_send", "webhooks", "activity", "media": any media file) answer `status` with a
+        problem body; with `user_id`, only calls made as that account (X counts limits per user)."""
         self.failures.append({"route": route, "status": status, "detail": detail,
                               "type": ptype, "times": times, "headers": headers or {},
                               "body": body, "user_id": user_id})
@@ -192,6 +198,33 @@ class XSandbox(ApiHandlers, ControlRoutes):
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    def host_file(self, data: bytes, mime: str, name: str) -> str:
+        """Serve `data` publicly at `<base_url>/media/<name>` (as pbs.twimg.com serves a post's
+        photo, video.twimg.com a video's renditions); the URL to put in a `Media`."""
+        self.files[f"/media/{name}"] = HostedFile(data, mime)
+        return f"{self.base_url}/media/{name}"
+
+    @staticmethod
+    def photo(data: bytes, mime: str = "image/jpeg", *, media_type: str = "photo") -> Media:
+        """A photo whose bytes the sandbox serves once a post or DM carries it: a post's at a
+        public `/media/` URL, a DM's at a `/1.1/ton/data/dm/...` URL only its participants
+        may fetch, with a signed request."""
+        return Media(f"3_{next_id()}", media_type, data=data, mime=mime)
+
+    def _host(self, media: list[Media], dm: DMEvent | None = None) -> None:
+        ext = {"image/png": "png", "image/gif": "gif", "video/mp4": "mp4"}
+        for m in media:
+            if m.data is None or m.url:
+                continue
+            media_id = m.media_key.split("_", 1)[-1]
+            name = f"{media_id}.{ext.get(m.mime, 'jpg')}"
+            if dm is None:
+                m.url = self.host_file(m.data, m.mime, name)
+                continue
+            path = f"/1.1/ton/data/dm/{dm.id}/{media_id}/{name}"
+            self.files[path] = HostedFile(m.data, m.mime, tuple(dm.participants))
+            m.url = self.base_url + path
+
     def inject_post(self, author_id: str, text: str, *, in_reply_to: str | None = None,
                     quote: str | None = None, media: list[Media] | None = None) -> str:
         """A customer's post; mentions of known users are found in the text."""
@@ -205,6 +238,7 @@ class XSandbox(ApiHandlers, ControlRoutes):
                     in_reply_to_user_id=target.author_id if target else None, referenced=refs,
                     mentions=find_mentions(text, self.users.values()), media=media or [],
                     edit_history=[pid])
+        self._host(post.media)
         self.posts[pid] = post
         self._activity_for_post(post)
         return pid
@@ -235,6 +269,7 @@ class XSandbox(ApiHandlers, ControlRoutes):
                   media: list[Media] | None = None) -> str:
         event = DMEvent(next_id(), sender_id, conversation_of(sender_id, to), text, self.clock(),
                         media or [])
+        self._host(event.media, event)
         self.dms.append(event)
         self._deliver("dm.received", to, {"direct_message_events": [event.legacy(to)],
                                           "users": {u: {"data": self.users[u].render(
@@ -265,9 +300,33 @@ class XSandbox(ApiHandlers, ControlRoutes):
                                 headers={"content-type": f"{ctype}; charset=utf-8", **headers})
         return serve
 
-    def _injected(self, route: str, caller: Caller) -> None:
+    async def _serve_media(self, request: web.Request) -> web.Response:
+        """A media file's bytes; failures are injected under the route "media"."""
+        call = {"method": request.method, "path": request.path, "query": dict(request.query),
+                "status": None,
+                "auth": (request.headers.get("Authorization") or "").split(" ")[0]}
+        self.calls.append(call)
+        try:
+            caller = self._authenticate(request) if request.path.startswith("/1.1/ton/") \
+                else None
+            self._injected("media", caller)
+            hosted = self.files.get(request.path)
+            if hosted is None:
+                raise ApiError(404, problem(404, "Not Found", "Not Found"))
+            if hosted.participants is not None and (
+                    caller is None or caller.user is None
+                    or caller.user.id not in hosted.participants):
+                raise ApiError(403, problem(403, "Forbidden", "Forbidden"))
+        except ApiError as exc:
+            call["status"] = exc.status
+            return web.Response(status=exc.status, body=dumps(exc.body), headers={
+                "content-type": "application/problem+json; charset=utf-8", **exc.headers})
+        call["status"] = 200
+        return web.Response(body=hosted.data, content_type=hosted.mime)
+
+    def _injected(self, route: str, caller: Caller | None) -> None:
         for failure in self.failures:
-            if failure["user_id"] and (caller.user is None
+            if failure["user_id"] and (caller is None or caller.user is None
                                        or caller.user.id != failure["user_id"]):
                 continue
             if failure["route"] == route and failure["times"] > 0:

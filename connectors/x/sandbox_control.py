@@ -3,24 +3,30 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from connectors.x.sandbox_state import Media
+from connectors.x.sandbox_state import Media, next_id, tiny_png
 
 if TYPE_CHECKING:
     from connectors.x.sandbox import XSandbox
 
+DEMO_PHOTO = tiny_png((181, 134, 84), 32)  # a cardboard-brown square: the damaged parcel
 DEMO_CUSTOMERS = (("li_na_sh", "李娜"), ("wang_wei88", "王伟"), ("emma_k", "Emma Klein"))
 
 
 def _media(items: Any) -> list[Media] | None:
+    """Media objects as given, or with `data_base64` (and `mime`) a file the sandbox serves."""
     if not isinstance(items, list):
         return None
-    return [Media(str(m.get("media_key")), str(m.get("type", "photo")), m.get("url"),
-                  m.get("preview_image_url")) for m in items if isinstance(m, dict)]
+    return [Media(str(m.get("media_key") or f"3_{next_id()}"), str(m.get("type", "photo")),
+                  m.get("url"), m.get("preview_image_url"), m.get("variants"),
+                  base64.b64decode(m["data_base64"]) if m.get("data_base64") else None,
+                  str(m.get("mime") or "image/jpeg"))
+            for m in items if isinstance(m, dict)]
 
 
 class ControlRoutes:
@@ -93,6 +99,5 @@ class ControlRoutes:
         sandbox.edit_post(second, "@" + sandbox.users[account_id].username + " my order "
                           "#20261203 still shows 'processing' after 8 days?")
         dm = sandbox.inject_dm(ids[1], account_id, "你好，我收到的商品外包装破了，照片在这里。",
-                               media=[Media("3_1900000000000000001", "photo",
-                                            "https://pbs.twimg.com/media/example.jpg")])
+                               media=[sandbox.photo(DEMO_PHOTO, "image/png")])
         return {"customers": ids, "mentions": [first, second], "dm": dm}

@@ -75,18 +75,49 @@ class User:
 
 @dataclass
 class Media:
+    """One media object; with `data`, the sandbox serves the file itself and gives it a `url`
+    when the post or DM carrying it is injected (see `XSandbox.photo`)."""
+
     media_key: str
     type: str
     url: str | None = None
     preview_image_url: str | None = None
+    variants: list[dict[str, Any]] | None = None
+    data: bytes | None = field(default=None, repr=False)
+    mime: str = "image/jpeg"
 
     def render(self, fields: set[str]) -> dict[str, Any]:
         out: dict[str, Any] = {"media_key": self.media_key, "type": self.type}
-        for name in ("url", "preview_image_url"):
+        for name in ("url", "preview_image_url", "variants"):
             value = getattr(self, name)
             if value and name in fields:
                 out[name] = value
         return out
+
+
+@dataclass
+class HostedFile:
+    """A file the sandbox serves: public (pbs/video.twimg.com) or, with `participants`, a DM's
+    (ton.twitter.com: an OAuth 1.0a signed GET by one of them)."""
+
+    data: bytes = field(repr=False)
+    mime: str
+    participants: tuple[str, ...] | None = None
+
+
+def tiny_png(rgb: tuple[int, int, int], size: int = 8) -> bytes:
+    """A small solid-colour PNG, made here so the sandbox needs no image files."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    raw = b"".join(b"\x00" + bytes(rgb) * size for _ in range(size))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 2,
+                                                                  0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
 @dataclass
