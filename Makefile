@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run demo serve test lint bench soak clean system
+.PHONY: run demo serve test lint bench bench-sustained soak clean system
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ soak: $(TEST_STAMP)
 
 bench: $(TEST_STAMP)
 	$(PY) -m bench
+
+# ingest and replies together at 80% of capacity for ten minutes
+bench-sustained: $(TEST_STAMP)
+	$(PY) -m bench --only sustained --budget 1500
 
 clean:
 	rm -rf $(VENV) data

@@ -96,6 +96,10 @@ class Cluster:
         self.account_id = ""
         self.webhook_secret = ""
         self.extra_dbs: list[str] = []
+        self.processes = 1
+        self.port = 0
+        self.secret_key = secrets.token_urlsafe(32)
+        self.server_env: dict[str, str] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -178,18 +182,52 @@ class Cluster:
             "token": BOT_TOKEN, "id": BOT_ID, "username": "bench_support_bot",
             "first_name": "Bench Support"})
 
-    async def _start_server(self) -> None:
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    async def restart_server(self, *, processes: int = 1, **env: str) -> None:
+        """Stop `switchboard serve` and start it again (same port and database)."""
+        if self.server is not None:
+            await asyncio.to_thread(self.server.stop)
+        self.processes = processes
+        self.server_env = dict(env)
+        await self._start_server()
+
+    async def start_joined(self, env: dict[str, str]) -> Child:
+        """One more server process on the same database (`serve --join`), on its own port."""
         port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        env = self._env() | {
+        base = self._server_env(port) | env
+        child = _spawn("joined", [sys.executable, "-m", "web.cli", "serve", "--join", self.uri],
+                       self.workdir, base, self.workdir / f"joined-{port}.log")
+        assert self.http is not None
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with self.http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                    if resp.status == 200:
+                        return child
+            if child.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the joined server process did not start")
+            await asyncio.sleep(0.1)
+
+    def _server_env(self, port: int) -> dict[str, str]:
+        return self._env() | {
+            "SWITCHBOARD_SERVER__PROCESSES": str(self.processes),
             "SWITCHBOARD_DATABASE__URI": self.uri,
             "SWITCHBOARD_DATABASE__NAME": self.db_name,
             "SWITCHBOARD_DATABASE__DATA_DIR": str(self.workdir / "data"),
             "SWITCHBOARD_SERVER__HOST": "127.0.0.1",
             "SWITCHBOARD_SERVER__PORT": str(port),
             "SWITCHBOARD_SERVER__PUBLIC_URL": self.url,
-            "SWITCHBOARD_SECURITY__SECRET_KEY": secrets.token_urlsafe(32),
-        }
+            "SWITCHBOARD_SECURITY__SECRET_KEY": self.secret_key,
+        } | self.server_env
+
+    async def _start_server(self) -> None:
+        port = self.port or free_port()
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        env = self._server_env(port)
         self.server = _spawn("server", [sys.executable, "-m", "web.cli", "serve"],
                              self.workdir, env, self.workdir / "server.log")
         proc = self.server.process
@@ -228,6 +266,15 @@ class Cluster:
     def server_pid(self) -> int:
         assert self.server is not None
         return self.server.process.pid
+
+    @property
+    def server_pids(self) -> list[int]:
+        """The server process and the processes it started (`--processes N`)."""
+        pids = [self.server_pid]
+        with contextlib.suppress(OSError):
+            children = Path(f"/proc/{self.server_pid}/task/{self.server_pid}/children")
+            pids += [int(p) for p in children.read_text().split()]
+        return pids
 
     @property
     def db_pid(self) -> int | None:

@@ -1,14 +1,23 @@
-"""Figure 1 — ingest: Telegram webhooks end to end vs the database's raw insert_one rate.
+"""Figure 1 — ingest: Telegram webhooks end to end against the bare database's insert_one.
 
-Each request is a new customer message in one of `chats` private chats, posted to
-`/webhooks/telegram/{account}` with the secret header, as Telegram would; its latency is the time
-to the 200 (which Switchboard only sends once the message is durably stored). The chats are
-created by a warm-up round first, so the measured rounds add messages to existing conversations.
+Each request is a customer message posted to `/webhooks/telegram/{account}` with the secret
+header, as Telegram posts it; its latency is the time to the 200, which Switchboard sends only
+once the message is durably stored (the database runs with --sync-on-commit).
 
-The baseline inserts the very documents ingest writes (`inbox.ingest.message_doc` of the same
-normalised updates) with `insert_one`, from one async client, into a scratch database on the same
-server with the same indexes: once one at a time and once 64 at a time. The ratio uses the higher
-of the two, so it is never flattered.
+The baseline, measured in the same run: the same message documents (`inbox.ingest.message_doc`
+of the same normalised updates) inserted with `insert_one` from one async client into a bare
+collection (the unique (account_id, external_id) index only) on a fresh database server of the
+same kind and durability flag, one at a time and 64 at a time; the higher of the two is the
+baseline, and the `insert_many`-of-64 ceiling of that collection is printed beside it. It is
+measured before Switchboard's workloads and again after them (on another fresh server), and
+the ratio divides by the highest reading.
+
+Two workloads at concurrency 64, closed loop: (a) every second message opens a new
+conversation with a new contact (1,000 new chats, 2,000 messages); (b) every message goes to
+an existing conversation (the 1,000 chats of (a), round robin). For (a), a sample of new
+conversations is watched through the API: how long after its acknowledgement it is listed
+(GET /api/conversations/{id} answers, summarised). Then open loop: messages of (b) arriving
+at a fixed rate, 50 % and 80 % of (b)'s capacity, and the acknowledgement latency at each.
 """
 
 from __future__ import annotations
@@ -16,23 +25,28 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import count
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from bson import ObjectId
+from pymongo import ASCENDING, IndexModel
 
 from bench.cluster import BOT_ID, Cluster
 from bench.stats import CpuMeter, summary_ms, telegram_update
 from connectors.telegram.normalise import normalise_update as normalise
-from inbox.db import Database, Doc, ensure_indexes
+from inbox.db import Database, Doc, connect
+from inbox.embedded import EmbeddedServer
+from inbox.ids import conversation_oid
 from inbox.ingest import message_doc
 from inbox.models import AccountId, InboundMessage
 
@@ -40,84 +54,56 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 CHAT_BASE = 880_000_000
 
 
-class Updates:
-    """Unique updates spread round-robin over `chats` chats."""
+@dataclass
+class Chats:
+    """Telegram updates: new chats opened, messages to existing chats."""
 
-    def __init__(self, chats: int, start_update: int = 1) -> None:
-        self.chats = chats
-        self._update_ids = count(start_update)
-        self._next_chat = count()
-        self._message_ids = [0] * chats
+    update_ids: Iterator[int] = field(default_factory=lambda: count(1))
+    sent: dict[int, int] = field(default_factory=dict)  # chat → messages so far
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
 
-    def next(self) -> dict[str, Any]:
-        i = next(self._next_chat) % self.chats
-        self._message_ids[i] += 1
-        mid = self._message_ids[i]
-        text = f"您好，我的订单 #{CHAT_BASE + i}-{mid} 还没有到，可以帮我查一下吗？"
-        return telegram_update(next(self._update_ids), CHAT_BASE + i, mid, text)
+    def to(self, chat: int) -> dict[str, Any]:
+        n = self.sent.get(chat, 0) + 1
+        self.sent[chat] = n
+        text = f"您好，我的订单 #{chat}-{n} 还没有到，可以帮我查一下吗？"
+        return telegram_update(next(self.update_ids), chat, n, text)
 
+    def workload_a(self, new_chats: int, first: int = CHAT_BASE) -> list[dict[str, Any]]:
+        """Every second message opens a chat; the other is a chat's second message."""
+        out = []
+        for k in range(new_chats):
+            out.append(self.to(first + k))
+            out.append(self.to(first + self.rng.randrange(k + 1)))
+        return out
 
-async def _closed_loop(session: aiohttp.ClientSession, cluster: Cluster, updates: Updates,
-                       concurrency: int, *, seconds: float | None = None,
-                       total: int | None = None) -> dict[str, Any]:
-    url = cluster.webhook_url
-    headers = {SECRET_HEADER: cluster.webhook_secret, "Content-Type": "application/json"}
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
-    sent = count()
-    loop_start = time.monotonic()
-    deadline = loop_start + seconds if seconds is not None else None
-
-    async def worker() -> None:
-        while True:
-            if deadline is not None and time.monotonic() >= deadline:
-                return
-            if total is not None and next(sent) >= total:
-                return
-            body = json.dumps(updates.next(), ensure_ascii=False).encode()
-            t0 = time.perf_counter()
-            try:
-                async with session.post(url, data=body, headers=headers) as resp:
-                    await resp.read()
-                    status = resp.status
-            except aiohttp.ClientError as exc:
-                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
-                continue
-            if status == 200:
-                latencies.append(time.perf_counter() - t0)
-            else:
-                errors[str(status)] = errors.get(str(status), 0) + 1
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.monotonic() - loop_start
-    return {"concurrency": concurrency, "acked": len(latencies), "seconds": round(elapsed, 2),
-            "updates_per_s": round(len(latencies) / elapsed, 1), **summary_ms(latencies),
-            "errors": errors}
+    def workload_b(self, chats: list[int]) -> Iterator[dict[str, Any]]:
+        for i in count():
+            yield self.to(chats[i % len(chats)])
 
 
-def _docs(chats: int, start: int) -> Iterator[dict[str, Any]]:
-    """Message documents exactly as ingest stores them, for the baseline."""
-    updates = Updates(chats, start_update=start)
-    conv_ids = [str(ObjectId()) for _ in range(chats)]
-    account = AccountId(str(ObjectId()))
+# ------------------------------------------------------------------------------ the baseline
+
+
+def _docs(chats: int, start: int) -> Iterator[Doc]:
+    """Message documents exactly as ingest stores them."""
+    gen = Chats(update_ids=count(start))
+    account = AccountId("a" * 24)
     for i in count():
-        msg = normalise(updates.next(), account, str(BOT_ID))
+        msg = normalise(gen.to(CHAT_BASE + i % chats), account, str(BOT_ID))
         assert isinstance(msg, InboundMessage)
-        yield message_doc(msg, ObjectId(), conv_ids[i % chats], datetime.now(UTC))
+        yield message_doc(msg, str(conversation_oid(account, msg.thread_key)), datetime.now(UTC))
 
 
-async def insert_one_rate(db: Database, docs: Iterator[Doc], seconds: float,
-                          concurrency: int) -> dict[str, Any]:
-    """insert_one of `docs` from `concurrency` loops of one async client, for `seconds`."""
+async def _insert_one_rate(db: Database, docs: Iterator[Doc], n: int,
+                           concurrency: int) -> dict[str, Any]:
     latencies: list[float] = []
     start = time.monotonic()
 
     async def worker() -> None:
-        for doc in docs:  # one shared generator: each document is inserted once
-            if time.monotonic() - start >= seconds:
-                return
+        while len(latencies) < n:
+            doc = next(docs)
             t0 = time.perf_counter()
-            await db.messages.insert_one(doc)
+            await db.bare.insert_one(doc)
             latencies.append(time.perf_counter() - t0)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -126,99 +112,237 @@ async def insert_one_rate(db: Database, docs: Iterator[Doc], seconds: float,
             "docs_per_s": round(len(latencies) / elapsed, 1), **summary_ms(latencies)}
 
 
-async def best_insert_one_rate(db: Database, docs: Iterator[Doc], seconds: float) -> float:
-    """The higher of insert_one one at a time and 64 at a time, `seconds` in all."""
-    one = await insert_one_rate(db, docs, seconds / 2, 1)
-    many = await insert_one_rate(db, docs, seconds / 2, 64)
-    return max(float(one["docs_per_s"]), float(many["docs_per_s"]))
+async def bare_baseline(n: int = 2000) -> dict[str, Any]:
+    """insert_one at concurrency 1 and 64 and insert_many of 64, on a fresh embedded server
+    (on disk, --sync-on-commit, no retryable writes: as Switchboard runs it) into a collection
+    with the unique (account_id, external_id) index only."""
+    workdir = Path(tempfile.mkdtemp(prefix="sb-baseline-"))
+    server = EmbeddedServer(data_dir=workdir)
+    await server.start()
+    client = connect(server.uri)
+    try:
+        db = client["baseline"]
+        await db.bare.create_indexes([IndexModel([("account_id", ASCENDING),
+                                                  ("external_id", ASCENDING)], unique=True)])
+        docs = _docs(1000, 50_000_000)
+        one = await _insert_one_rate(db, docs, n // 2, 1)
+        many = await _insert_one_rate(db, docs, n, 64)
+        batches: list[float] = []
+        start = time.monotonic()
+        for _ in range(max(8, n // 64)):
+            batch = [next(docs) for _ in range(64)]
+            t0 = time.perf_counter()
+            await db.bare.insert_many(batch, ordered=False)
+            batches.append(time.perf_counter() - t0)
+        elapsed = time.monotonic() - start
+        ceiling = {"batch": 64, "docs_per_s": round(64 * len(batches) / elapsed, 1),
+                   **summary_ms(batches)}
+    finally:
+        await client.close()
+        await server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return {"insert_one_c1": one, "insert_one_c64": many, "insert_many_64": ceiling,
+            "docs_per_s": max(one["docs_per_s"], many["docs_per_s"])}
 
 
-async def baseline(db: Database, docs: Iterator[Doc], *, seconds: float) -> dict[str, Any]:
-    """The raw insert_one rate of ingest's own message documents, from one async client, and
-    the insert_many-by-64 rate: the most any group commit of 64 could reach."""
-    sequential = await insert_one_rate(db, docs, seconds, 1)
-    concurrent = await insert_one_rate(db, docs, seconds, 64)
-    batch_latencies: list[float] = []
+# ------------------------------------------------------------------------------ the load
+
+
+async def _post(session: aiohttp.ClientSession, cluster: Cluster, update: dict[str, Any],
+                ) -> tuple[int | str, float]:
+    body = json.dumps(update, ensure_ascii=False).encode()
+    headers = {SECRET_HEADER: cluster.webhook_secret, "Content-Type": "application/json"}
+    t0 = time.perf_counter()
+    try:
+        async with session.post(cluster.webhook_url, data=body, headers=headers) as resp:
+            await resp.read()
+            return resp.status, time.perf_counter() - t0
+    except aiohttp.ClientError as exc:
+        return type(exc).__name__, time.perf_counter() - t0
+
+
+async def closed_loop(session: aiohttp.ClientSession, cluster: Cluster,
+                      updates: Iterator[dict[str, Any]] | list[dict[str, Any]],
+                      concurrency: int, *, seconds: float | None = None,
+                      on_ack: Any = None) -> dict[str, Any]:
+    source = iter(updates)
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
     start = time.monotonic()
-    while time.monotonic() - start < seconds:
-        batch = [next(docs) for _ in range(64)]
-        t0 = time.perf_counter()
-        await db.messages.insert_many(batch, ordered=False)
-        batch_latencies.append(time.perf_counter() - t0)
-    m_elapsed = time.monotonic() - start
-    ceiling = {"batch": 64, "batches": len(batch_latencies),
-               "docs_per_s": round(64 * len(batch_latencies) / m_elapsed, 1),
-               **summary_ms(batch_latencies)}
-    return {"insert_one_c1": sequential, "insert_one_c64": concurrent,
-            "docs_per_s": max(sequential["docs_per_s"], concurrent["docs_per_s"]),
-            "insert_many_64": ceiling}
+
+    async def worker() -> None:
+        while seconds is None or time.monotonic() - start < seconds:
+            try:
+                update = next(source)
+            except StopIteration:
+                return
+            status, took = await _post(session, cluster, update)
+            if status == 200:
+                latencies.append(took)
+                if on_ack is not None:
+                    on_ack(update)
+            else:
+                errors[str(status)] = errors.get(str(status), 0) + 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.monotonic() - start
+    return {"concurrency": concurrency, "acked": len(latencies), "seconds": round(elapsed, 2),
+            "updates_per_s": round(len(latencies) / elapsed, 1), **summary_ms(latencies),
+            "errors": errors}
 
 
-async def summaries_settled(cluster: Cluster, expected: int, timeout: float) -> float | None:
-    """Seconds until every conversation summary counts all `expected` messages (None: never)."""
+async def open_loop(session: aiohttp.ClientSession, cluster: Cluster,
+                    updates: Iterator[dict[str, Any]], rate: float,
+                    seconds: float) -> dict[str, Any]:
+    """Messages sent at a fixed rate, whatever the answers take (not closed-loop saturation):
+    the latency a platform sees at that arrival rate."""
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    tasks: set[asyncio.Task[None]] = set()
+    start = time.monotonic()
+    n = int(rate * seconds)
+
+    async def one(update: dict[str, Any]) -> None:
+        status, took = await _post(session, cluster, update)
+        if status == 200:
+            latencies.append(took)
+        else:
+            errors[str(status)] = errors.get(str(status), 0) + 1
+
+    for i in range(n):
+        due = start + i / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(next(updates)))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    await asyncio.gather(*tasks)
+    return {"rate_per_s": round(rate, 1), "sent": n, "acked": len(latencies),
+            **summary_ms(latencies), "errors": errors}
+
+
+async def listing_lag(session: aiohttp.ClientSession, cluster: Cluster,
+                      acked: list[tuple[int, float]]) -> dict[str, Any]:
+    """For sampled new chats: seconds from the webhook's 200 to the conversation being listed
+    (GET /api/conversations/{id} answering with its summary)."""
+    lags: list[float] = []
+    missing = 0
+
+    async def watch(chat: int, acked_at: float) -> None:
+        nonlocal missing
+        conv = conversation_oid(cluster.account_id, str(chat))
+        url = f"{cluster.url}/api/conversations/{conv}"
+        while time.monotonic() - acked_at < 10:
+            async with session.get(url, headers=cluster.auth) as resp:
+                if resp.status == 200:
+                    lags.append(max(0.0, time.monotonic() - acked_at))
+                    return
+            await asyncio.sleep(0.01)
+        missing += 1
+
+    await asyncio.gather(*(watch(chat, at) for chat, at in acked))
+    return {**summary_ms(lags), "not_listed_within_10s": missing}
+
+
+async def _drained(cluster: Cluster, expected: int, timeout: float = 120) -> float | None:
+    """Seconds until the conversations count every acknowledged message."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
-        cursor = await cluster.db.conversations.aggregate([
-            {"$group": {"_id": None, "n": {"$sum": "$message_count"}}}])
-        got = await cursor.to_list()
+        got = await (await cluster.db.conversations.aggregate([
+            {"$group": {"_id": None, "n": {"$sum": "$message_count"}}}])).to_list()
         if got and got[0]["n"] >= expected:
             return round(time.monotonic() - start, 2)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
     return None
 
 
-async def run(cluster: Cluster, *, levels: tuple[int, ...] = (1, 16, 64), seconds: float = 12.0,
-              chats: int = 1000, baseline_seconds: float = 4.0, adjacent_seconds: float = 3.0,
-              profile_at: int | None = None, profile_dir: Path | None = None,
-              ) -> dict[str, Any]:
-    updates = Updates(chats)
-    profiler = Profiler(profile_dir or cluster.workdir / "profiles",
-                        server=cluster.server_pid, database=cluster.db_pid)
-    out: dict[str, Any] = {"chats": chats, "seconds_per_level": seconds}
+async def workloads(cluster: Cluster, *, new_chats: int, b_seconds: float,
+                    open_seconds: float, concurrency: int = 64,
+                    label: str = "") -> dict[str, Any]:
+    chats = Chats()
+    first = CHAT_BASE + random.Random(label).randrange(10**6) * 1000
+    out: dict[str, Any] = {}
+    meter = CpuMeter(**{f"server_{i}": pid for i, pid in enumerate(cluster.server_pids)},
+                     database=cluster.db_pid, load=os.getpid())
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
-        warm = await _closed_loop(session, cluster, updates, min(32, chats), total=chats)
-        out["warmup_new_conversations"] = warm
-        base_db = cluster.database("baseline")
-        await ensure_indexes(base_db)
-        docs = _docs(chats, 10_000_000)
-        await summaries_settled(cluster, warm["acked"], 60)
-        out["baseline"] = await baseline(base_db, docs, seconds=baseline_seconds)
-        stored = warm["acked"]
-        rounds = []
-        meter = CpuMeter(server=cluster.server_pid, database=cluster.db_pid,
-                         load=os.getpid())
-        for c in levels:
-            if profile_at == c:
-                profiler.start()
-            before = await best_insert_one_rate(base_db, docs, adjacent_seconds)
-            meter.start()
-            result = await _closed_loop(session, cluster, updates, c, seconds=seconds)
-            result["cpu_percent_of_one_core"] = meter.stop()
-            if profile_at == c:
-                result["profiles"] = profiler.stop()
-            stored += result["acked"]
-            result["summaries_settled_s"] = await summaries_settled(cluster, stored, 60)
-            after = await best_insert_one_rate(base_db, docs, adjacent_seconds)
-            # the baseline again just before and just after this level (once its summaries are
-            # written); the ratio divides by the highest baseline seen, so a slow minute on this
-            # shared machine cannot flatter it
-            best = max(before, after, float(out["baseline"]["docs_per_s"]))
-            result["baseline_before_after_docs_per_s"] = [round(before, 1), round(after, 1)]
-            result["baseline_docs_per_s"] = round(best, 1)
-            result["ratio_to_baseline"] = round(result["updates_per_s"] / best, 2)
-            result["ratio_to_adjacent_baseline"] = round(
-                result["updates_per_s"] / ((before + after) / 2), 2)
-            rounds.append(result)
-        out["levels"] = rounds
-    stored_in_db = await cluster.db.messages.count_documents({"direction": "in"})
-    out["messages_in_db"] = stored_in_db
-    out["messages_acked"] = stored
+        sample: list[tuple[int, float]] = []
+        opened: set[int] = set()
+
+        def on_ack(update: dict[str, Any]) -> None:
+            chat = update["message"]["chat"]["id"]
+            if chat not in opened:
+                opened.add(chat)
+                if len(opened) % 20 == 0:
+                    sample.append((chat, time.monotonic()))
+
+        meter.start()
+        lag_task: asyncio.Task[dict[str, Any]] | None = None
+        a_updates = chats.workload_a(new_chats, first)
+        result_a = await closed_loop(session, cluster, a_updates, concurrency, on_ack=on_ack)
+        result_a["cpu_percent_of_one_core"] = meter.stop()
+        lag_task = asyncio.create_task(listing_lag(session, cluster, sample))
+        result_a["listed_after_ack"] = await lag_task
+        result_a["summaries_drained_s"] = await _drained(cluster, sum(chats.sent.values()))
+        out["a_new_conversations"] = result_a
+
+        existing = list(range(first, first + new_chats))
+        meter.start()
+        result_b = await closed_loop(session, cluster, chats.workload_b(existing), concurrency,
+                                     seconds=b_seconds)
+        result_b["cpu_percent_of_one_core"] = meter.stop()
+        result_b["summaries_drained_s"] = await _drained(cluster, sum(chats.sent.values()))
+        out["b_existing_conversations"] = result_b
+
+        capacity = float(result_b["updates_per_s"])
+        out["open_loop"] = []
+        for share in (0.5, 0.8):
+            level = await open_loop(session, cluster, chats.workload_b(existing),
+                                    capacity * share, open_seconds)
+            level["share_of_capacity"] = share
+            out["open_loop"].append(level)
+            await _drained(cluster, sum(chats.sent.values()))
+    out["acked"] = result_a["acked"] + result_b["acked"] + sum(
+        level["acked"] for level in out["open_loop"])
+    return out
+
+
+async def run(cluster: Cluster, *, new_chats: int = 1000, b_seconds: float = 10.0,
+              open_seconds: float = 10.0, baseline_n: int = 2000, processes: tuple[int, ...]
+              = (1, 2), profile: bool = False, profile_dir: Path | None = None,
+              ) -> dict[str, Any]:
+    out: dict[str, Any] = {"new_chats": new_chats, "concurrency": 64}
+    before = await bare_baseline(baseline_n)
+    profiler = Profiler(profile_dir or cluster.workdir / "profiles",
+                        server=cluster.server_pid, database=cluster.db_pid)
+    runs: dict[str, Any] = {}
+    for n in processes:
+        if n != cluster.processes:
+            await cluster.restart_server(processes=n)
+        if profile and n == 1:
+            profiler.start()
+        runs[f"{n}_process" + ("es" if n > 1 else "")] = await workloads(
+            cluster, new_chats=new_chats, b_seconds=b_seconds, open_seconds=open_seconds,
+            label=str(n))
+        if profile and n == 1:
+            out["profiles"] = profiler.stop()
+    if cluster.processes != 1:
+        await cluster.restart_server(processes=1)
+    after = await bare_baseline(baseline_n)
+    best = max(before["docs_per_s"], after["docs_per_s"])
+    out["baseline"] = {"before": before, "after": after, "docs_per_s": best}
+    for result in runs.values():
+        for key in ("a_new_conversations", "b_existing_conversations"):
+            result[key]["ratio_to_baseline"] = round(result[key]["updates_per_s"] / best, 2)
+    out["runs"] = runs
+    out["messages_acked"] = sum(r["acked"] for r in runs.values())
+    out["messages_in_db"] = await cluster.db.messages.count_documents({"direction": "in"})
     return out
 
 
 class Profiler:
-    """py-spy flame graphs of the server and the database while one level runs (optional)."""
+    """py-spy flame graphs of the server and the database while a run goes (optional)."""
 
     def __init__(self, directory: Path, **pids: int | None) -> None:
         self.directory = directory

@@ -34,9 +34,14 @@ async def ensure_conversations(cluster: Cluster, n: int) -> list[str]:
         async with cluster.http.post(cluster.webhook_url, json=update, headers=headers) as resp:
             if resp.status != 200:
                 raise RuntimeError(f"webhook: {resp.status} {await resp.text()}")
-    docs = await cluster.db.conversations.find(
-        {"account_id": cluster.account_id,
-         "thread_key": {"$in": [str(CHAT_BASE + i) for i in range(n)]}}, {"_id": 1}).to_list()
+    wanted = {"account_id": cluster.account_id,
+              "thread_key": {"$in": [str(CHAT_BASE + i) for i in range(n)]}}
+    deadline = time.monotonic() + 30  # conversations are created behind the acknowledgement
+    while await cluster.db.conversations.count_documents(wanted) < n:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the conversations were not created in 30 s")
+        await asyncio.sleep(0.05)
+    docs = await cluster.db.conversations.find(wanted, {"_id": 1}).to_list()
     return [str(d["_id"]) for d in docs]
 
 
@@ -138,10 +143,26 @@ async def sustained(cluster: Cluster, conversations: list[str], *, replies: int,
     }
 
 
+async def other_process(cluster: Cluster, conversations: list[str], n: int) -> dict[str, Any]:
+    """Replies accepted by a process without a delivery worker, sent by another process's
+    worker: how soon the other process notices (a change stream on the outbox, not a poll)."""
+    await cluster.restart_server(**{"SWITCHBOARD_DELIVERY__WORKERS": "0"})
+    sender = await cluster.start_joined({"SWITCHBOARD_DELIVERY__WORKERS": "1"})
+    try:
+        await asyncio.sleep(1.0)  # the joined worker's change stream is open
+        result = await idle(cluster, conversations, n)
+    finally:
+        await asyncio.to_thread(sender.stop)
+        await cluster.restart_server()
+    return result
+
+
 async def run(cluster: Cluster, *, idle_n: int = 40, replies: int = 300,
               concurrency: int = 8, conversations: int = 40) -> dict[str, Any]:
     convs = await ensure_conversations(cluster, conversations)
     out = {"idle": await idle(cluster, convs, idle_n)}
+    out["accepted_by_one_process_sent_by_another"] = await other_process(cluster, convs,
+                                                                          idle_n)
     # the same load without any 429 first: what the delivery path does on its own
     out["sustained_no_429"] = await sustained(cluster, convs, replies=replies,
                                               concurrency=concurrency, rate_limited=0.0)

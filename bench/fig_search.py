@@ -154,13 +154,17 @@ async def run(cluster: Cluster, *, sizes: list[int], budget_s: float,
             if seeder.count < size:
                 out["skipped"].append({"documents": size, "reached": seeder.count,
                                        "seed_rate_docs_per_s": round(seeder.rate, 1)})
-                break
+                measured = out["sizes"][-1]["documents"] if out["sizes"] else 0
+                if seeder.count < 2 * measured:
+                    break  # measured at the largest that fit instead, below
             queries = {**QUERIES, "rare": seeder.rare_order or "SF9999999999"}
             result = await measure(search, queries, calls)
             result.update({"documents": seeder.count,
                            "seed_rate_docs_per_s": round(seeder.rate, 1)})
             out["sizes"].append(result)
             print(f"  search: {seeder.count:,} documents measured", flush=True)
+            if seeder.count < size:
+                break
     finally:
         await client.close()
     return out

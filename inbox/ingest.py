@@ -1,18 +1,25 @@
-"""Idempotent, batched ingest of inbound messages (group commit).
+"""Idempotent, batched ingest of inbound messages (group commit), acknowledged after one write.
 
 Callers `await ingest(message)`; messages that arrive while a write is in flight are written
-together in the next batch, one `insert_many` of the messages. `ingest` returns
-only after its batch is acknowledged by the database, so "acknowledged to the platform" still
-means "durably stored". The conversation summaries (activity, preview, unread, reopen) follow
-behind the acknowledgement, coalesced per conversation: see `inbox.summaries`, which also repairs
-them from the messages after a crash.
+together in the next batch, one `insert_many`. `ingest` returns only once its batch is
+acknowledged by the database, so "acknowledged to the platform" still means "durably stored".
 
-New conversations and contacts of a batch are found or created together too (one query, one
-`insert_many` each), so a burst from many new customers costs a few statements per batch, not a
-few per message.
+Nothing else waits before that write. Ids are derived (inbox/ids.py): a message's `_id` from
+(account, platform message id), so a redelivery is a duplicate `_id` — "already have it",
+whichever process stored it first — and its conversation's id from (account, thread key), so
+the message names a conversation that may not exist yet. The conversation, its contact and
+every summary (activity, preview, unread, reopen) follow behind the acknowledgement, coalesced:
+see `inbox.summaries`, which also rebuilds them from the messages after a crash. The message
+document carries what that needs (thread key, kind, title, the author).
 
-Duplicates are decided by the unique index on (account_id, external_id): a duplicate key is
-"already have it", never an error, whichever process stored it first.
+Only a message whose thread has aliases (an email's References) is resolved first: the
+conversation may be one that another key of the thread started (`thread_aliases`).
+
+Each message document is checked before any write; one that the database could not store
+fails alone, and the rest of its batch is stored and acknowledged.
+
+Databases written before derived ids (`legacy`) keep their unique indexes and lookups: a
+conversation found by (account, thread key) keeps its old id.
 """
 
 from __future__ import annotations
@@ -24,19 +31,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import bson
 from bson import ObjectId
 from pymongo.errors import BulkWriteError
 
+from inbox.conversation_docs import PREVIEW_CHARS, REOPEN_FROM, preview_of_doc
 from inbox.db import Database, Doc
+from inbox.ids import alias_oid, contact_oid, conversation_oid, message_oid
 from inbox.models import InboundMessage
 from inbox.paging import make_sk
-from inbox.summaries import PREVIEW_CHARS, REOPEN_FROM, Summariser, preview_of_doc
+from inbox.summaries import Summariser
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
+MAX_DOC_BYTES = 8 * 1024 * 1024  # well inside MongoDB's 16 MB, with room for the summaries
+MAX_DEPTH = 64
 __all__ = ["MAX_BATCH", "PREVIEW_CHARS", "REOPEN_FROM", "IngestResult", "Ingestor",
-           "message_doc", "preview_of_doc"]
+           "UnstorableMessage", "message_doc", "preview_of_doc"]
+
+
+class UnstorableMessage(ValueError):
+    """The database could not store this message as it is (it fails alone)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,16 +63,20 @@ class IngestResult:
     edited: bool = False
 
 
-def message_doc(msg: InboundMessage, oid: ObjectId, conversation_id: str,
-                received_at: datetime) -> Doc:
-    return {
+def message_doc(msg: InboundMessage, conversation_id: str, received_at: datetime) -> Doc:
+    oid = message_oid(msg.account_id, msg.external_id)
+    doc: Doc = {
         "_id": oid,
-        "sk": make_sk(msg.platform_ts, oid),
+        # the id part only orders messages of the same platform time: a fresh ObjectId keeps
+        # the order they arrived in (a derived `_id` is a hash, in no order)
+        "sk": make_sk(msg.platform_ts, ObjectId()),
         "conversation_id": conversation_id,
         "account_id": msg.account_id,
         "platform": msg.platform,
         "external_id": msg.external_id,
         "direction": "in",
+        "thread_key": msg.thread_key,
+        "kind": msg.kind,
         "author": msg.author.as_doc(),
         "text": msg.text,
         "attachments": [a.as_doc() for a in msg.attachments],
@@ -66,11 +86,36 @@ def message_doc(msg: InboundMessage, oid: ObjectId, conversation_id: str,
         "received_at": received_at,
         "edited": msg.is_edit,
         "edited_at": msg.edited_at or msg.platform_ts,
-        "html": msg.html,
-        "full_text": msg.full_text,
-        "reply_route": msg.reply_route,
         "raw": msg.raw,
     }
+    for key, value in (("thread_title", msg.thread_title), ("html", msg.html),
+                       ("full_text", msg.full_text), ("reply_route", msg.reply_route)):
+        if value is not None:
+            doc[key] = value
+    if msg.thread_aliases:
+        doc["thread_keys"] = list(msg.thread_keys)
+    return doc
+
+
+def check_storable(doc: Doc) -> None:
+    """Raise UnstorableMessage when the database would refuse `doc` (BSON cannot encode it:
+    64-bit overflow, lone surrogates, NUL in keys; too large; nested too deeply)."""
+    try:
+        size = len(bson.encode(doc))
+    except (bson.errors.InvalidDocument, OverflowError, UnicodeEncodeError, ValueError,
+            RecursionError) as exc:
+        raise UnstorableMessage(f"the message cannot be stored: {type(exc).__name__}") from None
+    if size > MAX_DOC_BYTES:
+        raise UnstorableMessage(f"the message is too large to store ({size} bytes)")
+    stack: list[tuple[Any, int]] = [(doc, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise UnstorableMessage(f"the message nests deeper than {MAX_DEPTH} levels")
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node)
 
 
 class _LRU:
@@ -91,13 +136,6 @@ class _LRU:
             self._data.popitem(last=False)
 
 
-@dataclass
-class _Handover:
-    """Whether a batch's summaries (or its recovery) were handed to the summariser."""
-
-    done: bool = False
-
-
 def _duplicates(exc: BulkWriteError) -> set[int]:
     """Indexes of the documents refused as duplicate keys; any other error is raised."""
     found: set[int] = set()
@@ -108,16 +146,19 @@ def _duplicates(exc: BulkWriteError) -> set[int]:
     return found
 
 
+_Pending = tuple[InboundMessage, "asyncio.Future[IngestResult]"]
+
+
 class Ingestor:
     """Batches concurrent `ingest` calls of one process into group commits."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, legacy: bool = False) -> None:
         self.db = db
+        self.legacy = legacy
         self.summaries = Summariser(db)
-        self._pending: list[tuple[InboundMessage, asyncio.Future[IngestResult]]] = []
+        self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._conversations = _LRU()
-        self._contacts = _LRU()
+        self._conversations = _LRU()  # (account, thread key) → conversation id
         self.batches = 0
         self.batched_messages = 0
 
@@ -131,145 +172,135 @@ class Ingestor:
     async def _flush(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            self.summaries.writing(True)
             try:
-                results = await self._write([m for m, _ in batch])
+                await self._write(batch)
             except Exception as exc:
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_exception(exc)
-                continue
+            finally:
+                self.summaries.writing(bool(self._pending))
             self.batches += 1
             self.batched_messages += len(batch)
-            for (_, fut), result in zip(batch, results, strict=True):
-                if not fut.done():
-                    fut.set_result(result)
 
-    async def _write(self, batch: list[InboundMessage]) -> list[IngestResult]:
+    async def _write(self, batch: list[_Pending]) -> None:
         now = datetime.now(UTC)
-        results: list[IngestResult | None] = [None] * len(batch)
-        await self.summaries.inserting(now)  # holds the crash-repair watermark before `now`
-        handover = _Handover()
-        try:
-            fresh: list[int] = []
-            for i, msg in enumerate(batch):
-                if msg.is_edit:
-                    edited = await self._apply_edit(msg)
-                    if edited is not None:
-                        results[i] = edited
-                        continue
-                fresh.append(i)
-            if fresh:
-                await self._insert([batch[i] for i in fresh], fresh, results, now, handover)
-        finally:
-            if not handover.done:
-                self.summaries.add(now, [])
-        return [r for r in results if r is not None]
-
-    async def _insert(self, msgs: list[InboundMessage], slots: list[int],
-                      results: list[IngestResult | None], now: datetime,
-                      handover: _Handover) -> None:
-        conv_ids = await self._conversation_ids(msgs, now)
+        fresh: list[_Pending] = []
+        for msg, fut in batch:
+            if msg.is_edit:
+                edited = await self._apply_edit(msg)
+                if edited is not None:
+                    fut.set_result(edited)
+                    continue
+            fresh.append((msg, fut))
+        if not fresh:
+            return
+        conv_ids = await self._conversation_ids([m for m, _ in fresh])
         docs: list[Doc] = []
-        first_of: dict[tuple[str, str], int] = {}
-        first_slot: dict[tuple[str, str], int] = {}
-        for msg, conv_id, slot in zip(msgs, conv_ids, slots, strict=True):
-            key = (msg.account_id, msg.external_id)
-            if key in first_of:  # the same message twice in one batch
+        waiting: list[tuple[int, _Pending]] = []  # the doc each future waits for
+        seen: dict[str, int] = {}
+        for (msg, fut), conv_id in zip(fresh, conv_ids, strict=True):
+            doc = message_doc(msg, conv_id, now)
+            key = str(doc["_id"])
+            if key in seen:  # the same message twice in one batch
+                waiting.append((seen[key], (msg, fut)))
                 continue
-            first_of[key] = len(docs)
-            first_slot[key] = slot
-            docs.append(message_doc(msg, ObjectId(), conv_id, now))
+            try:
+                check_storable(doc)
+            except UnstorableMessage as exc:
+                fut.set_exception(exc)
+                continue
+            seen[key] = len(docs)
+            docs.append(doc)
+            waiting.append((seen[key], (msg, fut)))
+        if not docs:
+            return
+        # the heartbeat lists the batch's conversations as dirty while the batch is inserted,
+        # both before the acknowledgement: a crash after it can always rebuild them (and one
+        # before it is delivered again; a redelivered duplicate checks its conversation)
+        marking = asyncio.ensure_future(self.summaries.inserting(now, docs))
         duplicate_at: set[int] = set()
-        handover.done = True  # from here on the summaries are handed over, whatever happens
         try:
-            await self.db.messages.insert_many(docs, ordered=False)
+            try:
+                await self.db.messages.insert_many(docs, ordered=False)
+            finally:
+                await marking
         except BulkWriteError as exc:
             try:
                 duplicate_at = _duplicates(exc)
             except BulkWriteError:
-                self._recover_later(now, docs)
+                self.summaries.inserted(now, docs, failed=True)
                 raise
         except Exception:
-            self._recover_later(now, docs)
+            self.summaries.inserted(now, docs, failed=True)
             raise
-        self.summaries.add(now, [d for i, d in enumerate(docs) if i not in duplicate_at])
-        existing = await self._existing_ids([docs[i] for i in duplicate_at])
-        for msg, slot in zip(msgs, slots, strict=True):
-            key = (msg.account_id, msg.external_id)
-            doc = docs[first_of[key]]
-            if first_of[key] in duplicate_at:
-                mid, cid = existing[key]
-                results[slot] = IngestResult(mid, cid, created=False)
+        stored = [d for i, d in enumerate(docs) if i not in duplicate_at]
+        self.summaries.inserted(now, stored)
+        if duplicate_at:
+            self.summaries.ensure({docs[i]["conversation_id"] for i in duplicate_at})
+        existing = await self._existing([docs[i] for i in duplicate_at])
+        first_waiter: set[int] = set()
+        for index, (_, fut) in waiting:
+            if fut.done():
+                continue
+            doc = docs[index]
+            if index in duplicate_at:
+                conv = existing.get(str(doc["_id"]), doc["conversation_id"])
+                fut.set_result(IngestResult(str(doc["_id"]), conv, created=False))
             else:
-                results[slot] = IngestResult(str(doc["_id"]), doc["conversation_id"],
-                                             created=first_slot[key] == slot)
+                fut.set_result(IngestResult(str(doc["_id"]), doc["conversation_id"],
+                                            created=index not in first_waiter))
+                first_waiter.add(index)
 
-    def _recover_later(self, at: datetime, docs: list[Doc]) -> None:
-        """The insert failed, perhaps half-way: summarise whatever of it did get stored."""
-        async def recover() -> None:
-            delay = 0.1
-            while True:
-                try:
-                    found = await self.db.messages.find(
-                        {"_id": {"$in": [d["_id"] for d in docs]}}, {"_id": 1}).to_list()
-                    break
-                except Exception:  # the database is still away: try again
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-            ids = {f["_id"] for f in found}
-            self.summaries.add(at, [d for d in docs if d["_id"] in ids])
-
-        task = asyncio.create_task(recover())
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
-
-    async def _existing_ids(self, docs: list[Doc]) -> dict[tuple[str, str], tuple[str, str]]:
-        found: dict[tuple[str, str], tuple[str, str]] = {}
-        for doc in docs:
-            old = await self.db.messages.find_one(
-                {"account_id": doc["account_id"], "external_id": doc["external_id"],
-                 "direction": "in"}, {"_id": 1, "conversation_id": 1})
-            if old is None:  # pragma: no cover - the unique index said it exists
-                raise RuntimeError(f"duplicate message {doc['external_id']} vanished")
-            found[(doc["account_id"], doc["external_id"])] = (str(old["_id"]),
-                                                              old["conversation_id"])
-        return found
+    async def _existing(self, docs: list[Doc]) -> dict[str, str]:
+        """The conversation each already-stored message is in (read by `_id`)."""
+        if not docs:
+            return {}
+        found = await self.db.messages.find({"_id": {"$in": [d["_id"] for d in docs]}},
+                                            {"conversation_id": 1}).to_list()
+        return {str(d["_id"]): d["conversation_id"] for d in found}
 
     async def _apply_edit(self, msg: InboundMessage) -> IngestResult | None:
-        """Update the stored text of an edited message; None when we never saw the original."""
+        """Update the stored text of an edited message; None when we never saw the original
+        (then it is stored as a message of its own)."""
         assert msg.edited_at is not None
-        flt = {"account_id": msg.account_id, "external_id": msg.external_id, "direction": "in"}
-        doc = await self.db.messages.find_one_and_update(
-            {**flt, "edited_at": {"$lt": msg.edited_at}},
+        oid: Any = message_oid(msg.account_id, msg.external_id)
+        if self.legacy:  # the original may have an id from before derived ids
+            old = await self.db.messages.find_one(
+                {"account_id": msg.account_id, "external_id": msg.external_id,
+                 "direction": "in"}, {"_id": 1})
+            if old is not None:
+                oid = old["_id"]
+        res = await self.db.messages.update_one(
+            {"_id": oid, "edited_at": {"$lt": msg.edited_at}},
             {"$set": {"text": msg.text, "edited": True, "edited_at": msg.edited_at,
                       "html": msg.html, "full_text": msg.full_text,
-                      "attachments": [a.as_doc() for a in msg.attachments]}},
-            projection={"_id": 1, "conversation_id": 1})
-        if doc is None:
-            doc = await self.db.messages.find_one(flt, {"_id": 1, "conversation_id": 1})
-            if doc is None:
-                return None
-        return IngestResult(str(doc["_id"]), doc["conversation_id"], created=False, edited=True)
+                      "attachments": [a.as_doc() for a in msg.attachments]}})
+        doc = await self.db.messages.find_one({"_id": oid}, {"conversation_id": 1})
+        if doc is None:  # never seen (an older or redelivered edit matched nothing either)
+            return None
+        del res
+        return IngestResult(str(oid), doc["conversation_id"], created=False, edited=True)
 
-    # ------------------------------------------------------------------ conversations, contacts
+    # ------------------------------------------------------------------ conversations
 
-    async def _conversation_ids(self, msgs: list[InboundMessage], now: datetime) -> list[str]:
-        """Each message's conversation: the one holding any of its thread keys, else new."""
-        missing: dict[tuple[str, str], InboundMessage] = {}
-        for msg in msgs:
-            key: tuple[str, str] = (msg.account_id, msg.thread_key)
-            if self._known(msg) is None and key not in missing:
-                missing[key] = msg
-        if missing:
-            for found, conv_id in (await self._find_or_create_conversations(missing,
-                                                                            now)).items():
-                self._conversations.put(found, conv_id)
+    async def _conversation_ids(self, msgs: list[InboundMessage]) -> list[str]:
+        """Each message's conversation: derived from its thread key, unless a conversation
+        already holds one of its aliases (or, in a legacy database, has an older id)."""
+        unknown = [m for m in msgs if self._known(m) is None]
+        aliased = [m for m in unknown if m.thread_aliases]
+        if aliased:
+            await self._resolve_aliases(aliased)
+        if self.legacy:
+            await self._resolve_legacy([m for m in unknown if self._known(m) is None])
         out = []
         for msg in msgs:
-            known = self._known(msg)
-            assert known is not None
-            out.append(known)
-            if msg.thread_aliases:
-                await self._learn_aliases(msg, known)
+            conv_id = self._known(msg)
+            if conv_id is None:
+                conv_id = str(conversation_oid(msg.account_id, msg.thread_key))
+                self._conversations.put((msg.account_id, msg.thread_key), conv_id)
+            out.append(conv_id)
         return out
 
     def _known(self, msg: InboundMessage) -> str | None:
@@ -279,143 +310,24 @@ class Ingestor:
                 return conv_id
         return None
 
-    async def _learn_aliases(self, msg: InboundMessage, conv_id: str) -> None:
-        """The conversation takes the thread keys it did not hold yet (an email's own
-        Message-ID, which the customer's next reply will reference)."""
-        new = [k for k in msg.thread_keys
-               if self._conversations.get((msg.account_id, k)) != conv_id]
-        if not new:
-            return
-        await self.db.conversations.update_one(
-            {"_id": ObjectId(conv_id)}, {"$addToSet": {"thread_keys": {"$each": new}}})
-        for key in new:
-            self._conversations.put((msg.account_id, key), conv_id)
+    async def _resolve_aliases(self, msgs: list[InboundMessage]) -> None:
+        wanted = {alias_oid(m.account_id, k): (m.account_id, k) for m in msgs
+                  for k in m.thread_keys}
+        async for doc in self.db.thread_aliases.find({"_id": {"$in": list(wanted)}}):
+            account, key = wanted[doc["_id"]]
+            self._conversations.put((account, key), doc["conversation_id"])
 
-    async def _find_conversations(self, wanted: list[InboundMessage],
-                                  ) -> dict[tuple[str, str], str]:
-        """(account, thread_key) → conversation for each message, by its primary key or by
-        any of its aliases; every key a found conversation holds is returned too."""
-        found: dict[tuple[str, str], str] = {}
+    async def _resolve_legacy(self, msgs: list[InboundMessage]) -> None:
         by_account: dict[str, set[str]] = {}
-        aliased: dict[str, set[str]] = {}
-        for msg in wanted:
-            by_account.setdefault(msg.account_id, set()).add(msg.thread_key)
-            if msg.thread_aliases:
-                aliased.setdefault(msg.account_id, set()).update(msg.thread_keys)
-        for account, threads in by_account.items():
-            async for doc in self.db.conversations.find(
-                    {"account_id": account, "thread_key": {"$in": sorted(threads)}},
-                    {"_id": 1, "account_id": 1, "thread_key": 1}):
-                found[(doc["account_id"], doc["thread_key"])] = str(doc["_id"])
-        for account, keys in aliased.items():
-            async for doc in self.db.conversations.find(
-                    {"account_id": account, "thread_keys": {"$in": sorted(keys)}},
-                    {"_id": 1, "account_id": 1, "thread_key": 1, "thread_keys": 1}):
-                for key in [doc["thread_key"], *(doc.get("thread_keys") or [])]:
-                    found.setdefault((account, key), str(doc["_id"]))
-        for msg in wanted:  # a message found by an alias answers for its primary key too
-            key = (msg.account_id, msg.thread_key)
-            if key not in found:
-                hit = next((found[(msg.account_id, k)] for k in msg.thread_keys
-                            if (msg.account_id, k) in found), None)
-                if hit is not None:
-                    found[key] = hit
-        return found
-
-    async def _find_or_create_conversations(
-            self, wanted: dict[tuple[str, str], InboundMessage],
-            now: datetime) -> dict[tuple[str, str], str]:
-        found = await self._find_conversations(list(wanted.values()))
-        new = {key: msg for key, msg in wanted.items() if key not in found}
-        if not new:
-            return found
-        contacts = await self._contact_ids(list(new.values()))
-        docs: list[Doc] = []
-        for (account, thread), msg in new.items():
-            oid = ObjectId()
-            docs.append({
-                "_id": oid, "account_id": account, "thread_key": thread,
-                "thread_keys": list(msg.thread_keys),
-                "platform": msg.platform, "kind": msg.kind,
-                "contact_id": contacts[(msg.account_id, msg.author.user_id)],
-                "title": msg.thread_title, "status": "open", "assignee_id": None, "team": None,
-                "labels": [], "created_at": now, "last_message_at": now, "sk": make_sk(now, oid),
-                "first_sk": make_sk(msg.platform_ts, oid), "preview": "", "unread": 0,
-                "message_count": 0, "first_response_at": None, "last_inbound_at": now,
-                "customer_locale": msg.author.locale,
-            })
-        taken: set[int] = set()
-        try:
-            await self.db.conversations.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            taken = _duplicates(exc)  # another process created them first
-        created = [d for i, d in enumerate(docs) if i not in taken]
-        if created:
-            await self.db.meta.update_one(
-                {"_id": "inbox"}, {"$min": {"floor_sk": min(d["sk"] for d in created)}},
-                upsert=True)
-        for doc in created:
-            for key in doc["thread_keys"]:
-                found.setdefault((doc["account_id"], key), str(doc["_id"]))
-            found[(doc["account_id"], doc["thread_key"])] = str(doc["_id"])
-        if taken:
-            found.update(await self._find_conversations([new[(docs[i]["account_id"],
-                                                               docs[i]["thread_key"])]
-                                                         for i in taken]))
-        return found
-
-    async def _find_contacts(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        found: dict[tuple[str, str], str] = {}
-        by_account: dict[str, list[str]] = {}
-        for account, user in keys:
-            by_account.setdefault(account, []).append(user)
-        for account, users in by_account.items():
-            async for doc in self.db.contacts.find(
-                    {"identities.account_id": account, "identities.user_id": {"$in": users}},
-                    {"_id": 1, "identities": 1}):
-                for ident in doc.get("identities", []):
-                    if ident.get("account_id") == account and ident.get("user_id") in users:
-                        found[(account, ident["user_id"])] = str(doc["_id"])
-        return found
-
-    async def _contact_ids(self, msgs: list[InboundMessage]) -> dict[tuple[str, str], str]:
-        out: dict[tuple[str, str], str] = {}
-        missing: dict[tuple[str, str], InboundMessage] = {}
         for msg in msgs:
-            key: tuple[str, str] = (msg.account_id, msg.author.user_id)
-            cached = self._contacts.get(key)
-            if cached is not None:
-                out[key] = cached
-            elif key not in missing:
-                missing[key] = msg
-        if not missing:
-            return out
-        found = await self._find_contacts(list(missing))
-        docs: list[Doc] = []
-        for wanted, msg in missing.items():
-            if wanted in found:
-                continue
-            identity = {"platform": msg.platform, "account_id": msg.account_id,
-                        "user_id": msg.author.user_id, "handle": msg.author.handle}
-            docs.append({"_id": ObjectId(), "name": msg.author.name,
-                         "handle": msg.author.handle, "identities": [identity],
-                         "locale": msg.author.locale, "avatar_url": msg.author.avatar_url,
-                         "merged_into": None, "created_at": datetime.now(UTC)})
-        taken: set[int] = set()
-        if docs:
-            try:
-                await self.db.contacts.insert_many(docs, ordered=False)
-            except BulkWriteError as exc:
-                taken = _duplicates(exc)
-        for i, doc in enumerate(docs):
-            if i not in taken:
-                ident: dict[str, Any] = doc["identities"][0]
-                found[(ident["account_id"], ident["user_id"])] = str(doc["_id"])
-        if taken:
-            found.update(await self._find_contacts(
-                [(docs[i]["identities"][0]["account_id"], docs[i]["identities"][0]["user_id"])
-                 for i in taken]))
-        for pair, contact_id in found.items():
-            self._contacts.put(pair, contact_id)
-            out[pair] = contact_id
-        return out
+            by_account.setdefault(msg.account_id, set()).add(msg.thread_key)
+        for account, keys in by_account.items():
+            async for doc in self.db.conversations.find(
+                    {"account_id": account, "thread_key": {"$in": sorted(keys)}},
+                    {"_id": 1, "thread_key": 1}):
+                self._conversations.put((account, doc["thread_key"]), str(doc["_id"]))
+
+
+def contact_id_of(doc: Doc) -> str:
+    return str(contact_oid(doc["account_id"], str(doc["author"]["user_id"])))
+

@@ -12,6 +12,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from inbox.db import Database, Doc, ensure_indexes
+from inbox.ids import alias_oid, contact_oid, conversation_oid, message_oid
 from inbox.ingest import Ingestor, IngestResult
 from inbox.models import (
     CONVERSATION_STATUSES,
@@ -64,7 +65,7 @@ class Store:
 
     async def setup(self) -> None:
         """Indexes, then repair the conversation summaries a crashed process left behind."""
-        await ensure_indexes(self.db)
+        self.ingestor.legacy = await ensure_indexes(self.db)
         await self.ingestor.summaries.start()
 
     async def close(self) -> None:
@@ -81,24 +82,24 @@ class Store:
     async def apply_delete(self, event: MessageDeleted) -> IngestResult | None:
         """Mark a customer's message deleted; its text stays for the record. None when the
         message was never stored (nothing to mark)."""
-        doc = await self.db.messages.find_one_and_update(
-            {"account_id": event.account_id, "external_id": event.external_id,
-             "direction": "in"}, {"$set": {"deleted_at": event.deleted_at}},
-            projection={"_id": 1, "conversation_id": 1})
-        if doc is None:
+        mid = message_oid(event.account_id, event.external_id)
+        res = await self.db.messages.update_one({"_id": mid},
+                                                {"$set": {"deleted_at": event.deleted_at}})
+        if not res.matched_count:
             return None
-        return IngestResult(str(doc["_id"]), doc["conversation_id"], created=False)
+        doc = await self.db.messages.find_one({"_id": mid}, {"conversation_id": 1})
+        return IngestResult(str(mid), doc["conversation_id"], created=False) if doc else None
 
     async def apply_reaction(self, event: ReactionChanged) -> IngestResult | None:
-        flt = {"account_id": event.account_id, "external_id": event.external_id}
+        mid = message_oid(event.account_id, event.external_id)
         entry = {"user_id": event.user_id, "reaction": event.reaction}
         change = {"$addToSet": {"reactions": entry}} if event.added else \
             {"$pull": {"reactions": entry}}
-        doc = await self.db.messages.find_one_and_update(
-            flt, change, projection={"_id": 1, "conversation_id": 1})
-        if doc is None:
+        res = await self.db.messages.update_one({"_id": mid}, change)
+        if not res.matched_count:
             return None
-        return IngestResult(str(doc["_id"]), doc["conversation_id"], created=False)
+        doc = await self.db.messages.find_one({"_id": mid}, {"conversation_id": 1})
+        return IngestResult(str(mid), doc["conversation_id"], created=False) if doc else None
 
     async def apply_profile(self, account_id: str, author: Author, *,
                             message_id: str | None = None,
@@ -112,9 +113,12 @@ class Store:
             fields["locale"] = author.locale
         if author.handle:
             fields["handle"] = author.handle
-        await self.db.contacts.update_one(
-            {"identities.account_id": account_id, "identities.user_id": author.user_id},
-            {"$set": fields})
+        res = await self.db.contacts.update_one({"_id": contact_oid(account_id, author.user_id)},
+                                                {"$set": fields})
+        if not res.matched_count and self.ingestor.legacy:  # a contact from before derived ids
+            await self.db.contacts.update_one(
+                {"identities.account_id": account_id, "identities.user_id": author.user_id},
+                {"$set": fields})
         if message_id:
             await self.db.messages.update_one(
                 {"_id": oid(message_id)},
@@ -124,10 +128,23 @@ class Store:
                 {"_id": oid(conversation_id), "customer_locale": None},
                 {"$set": {"customer_locale": author.locale}})
 
+    async def conversation_of_thread(self, account_id: str, thread_key: str) -> Doc | None:
+        conv = await self.db.conversations.find_one(
+            {"_id": conversation_oid(account_id, thread_key)})
+        if conv is None:  # aliased, or from before derived ids
+            alias = await self.db.thread_aliases.find_one({"_id": alias_oid(account_id,
+                                                                            thread_key)})
+            if alias is not None:
+                conv = await self.db.conversations.find_one(
+                    {"_id": oid(alias["conversation_id"])})
+        if conv is None and self.ingestor.legacy:
+            conv = await self.db.conversations.find_one({"account_id": account_id,
+                                                         "thread_key": thread_key})
+        return conv
+
     async def record_interaction(self, event: Interaction) -> IngestResult:
         """Keep a button press (a survey score) once; what it means is decided elsewhere."""
-        conv = await self.db.conversations.find_one(
-            {"account_id": event.account_id, "thread_key": event.thread_key}, {"_id": 1})
+        conv = await self.conversation_of_thread(event.account_id, event.thread_key)
         entry_id = ObjectId()
         key = event.external_id or f"{event.thread_key}:{event.user_id}:{event.action}:" \
                                    f"{event.at.isoformat()}"

@@ -1,31 +1,29 @@
-"""Conversation summaries, written behind the acknowledgement, coalesced, repaired after a crash.
+"""Conversations and their summaries, written behind the acknowledgement and rebuilt after a
+crash.
 
-Why not in the acknowledged write: on the embedded server an update costs more than an insert
-(each statement is its own synced commit and rewrites every index entry of the document), and a
-burst spread over many conversations touches one conversation per message. So `ingest`
-acknowledges once the messages (the truth) are stored, and the summary of each touched
-conversation (activity time and `sk`, preview, unread, message_count, reopen) follows here: all
-pending messages of a conversation coalesce into one change, and a round writes every touched
-conversation with one pipeline `update_many` per chunk of conversations (one statement, one
-commit). The busier the inbox, the more each round covers. Summaries trail the acknowledgement
-by one round (milliseconds when idle, seconds when the database is saturated); `settle()` waits.
+Ingest acknowledges once the messages (the truth) are stored (inbox/ingest.py). Everything the
+inbox lists follows here, in rounds: a conversation that does not exist yet is created, filled
+in (with its contact, and the aliases of its thread); one that exists gets one pipeline update
+with all that the round adds to it (activity time and `sk`, preview, unread, message_count,
+reopen). Every touched conversation of a round is written with one statement per chunk.
 
-Crash safety without an extra write per batch: each process keeps a heartbeat document in `meta`
-with the random part of its ObjectIds (bytes 4-8, the same for every id a process makes) and
-`through`, a time before which all of its messages are summarised (the oldest message still
-pending or being inserted). When a process is gone (heartbeat older than `DEAD_AFTER`, or its pid
-no longer runs on this host), another one reads the messages with `_id` from `through` on
-(through the `_id` index), keeps those the dead process made, and repairs their conversations
-from the messages themselves: counters recounted, times merged with `$max`, preview set if
-newer, reopened. A restarted process repairs its predecessor before it takes traffic. A round
-whose write fails is retried as the same statement, made idempotent by a per-round tag.
+Why rounds, and why they wait: on the embedded server an update costs more than an insert (it
+rewrites every index entry of the document), and the database is one busy core. So
+acknowledgements come first: a round waits while an insert batch is in flight (briefly when a
+new conversation must appear, longer while the inbox is busy, in proportion to what the last
+round cost), and the busier the inbox, the more messages each round coalesces. Idle, a round
+follows its batch within milliseconds; `settle()` waits for the rounds.
+
+Crash safety: each process keeps a heartbeat document in `meta` listing `dirty`, the
+conversations with messages it stored and has not summarised yet; the list grows before each
+insert batch (one small write, only for conversations not listed yet) and is trimmed as rounds
+land. When a process is gone (heartbeat older than `DEAD_AFTER`, or its pid no longer runs on
+this host), another one rebuilds each of its dirty conversations from the messages themselves:
+created if missing, counters recounted, times merged, preview and status set. A restarted
+process repairs its predecessor before it takes traffic. A round whose write fails is retried
+as the same statement, made idempotent by a per-round tag.
 
 Needs MongoDB 5.0 or later (`$getField`) when not on the embedded server.
-
-What is exact: counters in normal operation, after a retried round and after a crash repair in a
-single process (the embedded database allows one Switchboard per data dir). With several
-processes on one replica set, a repair that races another live process's in-flight batch for the
-same conversation can be off by that batch (only after a crash).
 """
 
 from __future__ import annotations
@@ -35,121 +33,83 @@ import contextlib
 import logging
 import os
 import socket
-from collections import Counter
-from dataclasses import dataclass, field
+import time
+from collections import Counter, OrderedDict
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from bson import Binary, ObjectId
-from pymongo.errors import ConnectionFailure, PyMongoError, WriteConcernError
+from bson import ObjectId
+from pymongo.errors import PyMongoError
 
+from inbox.conversation_docs import (
+    Delta,
+    insert_ignoring_duplicates,
+    new_contact,
+    new_conversation,
+    preview_of_doc,
+    retrying,
+    round_pipeline,
+)
 from inbox.db import Database, Doc
-from inbox.paging import make_sk
+from inbox.ids import alias_oid
 
 log = logging.getLogger(__name__)
 
 CHUNK = 64  # conversations per statement: larger $in lists cost more per document on the server
 HEARTBEAT_EVERY = 5.0
-WATERMARK_EVERY = 1.0
+DIRTY_EVERY = 1.0
 DEAD_AFTER = timedelta(seconds=30)
 REPAIR_EVERY = 15.0
-MARGIN = timedelta(seconds=5)  # clock and ObjectId-second slack when reading from `through`
-REOPEN_FROM = ["resolved", "pending", "snoozed"]
-PREVIEW_CHARS = 140
+ENSURE_AFTER = 10.0  # s: a redelivery's conversation still missing by then is rebuilt
+NEW_WITHIN = 0.25  # s: the longest a round with a new conversation yields to acknowledgements
+BUSY_WAIT_MAX = 2.0  # s: the longest a round of updates yields
+BUSY_SHARE = 0.35  # a saturated inbox spends about this share of database time on rounds
 _HOST = socket.gethostname()
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+class _Seen:
+    """Conversation ids known to exist (a bounded set)."""
 
-def preview_of_doc(doc: Doc) -> str:
-    text = " ".join(str(doc.get("text") or "").split())
-    if not text and doc.get("attachments"):
-        text = f"[{doc['attachments'][0]['type']}]"
-    return text[:PREVIEW_CHARS]
+    def __init__(self, size: int = 200_000) -> None:
+        self._data: OrderedDict[str, None] = OrderedDict()
+        self._size = size
 
+    def __contains__(self, key: str) -> bool:
+        if key in self._data:
+            self._data.move_to_end(key)
+            return True
+        return False
 
-def _oid_random(oid: ObjectId) -> bytes:
-    return oid.binary[4:9]
-
-
-@dataclass
-class _Delta:
-    """Everything one round adds to one conversation."""
-
-    at: datetime
-    since: datetime
-    n: int = 0
-    n_in: int = 0
-    newest_sk: str = ""
-    preview: str = ""
-    first_sk: str | None = None
-    mids: list[ObjectId] = field(default_factory=list)
-
-    def add(self, doc: Doc) -> None:
-        self.n += 1
-        self.n_in += doc.get("direction", "in") == "in"
-        self.at = max(self.at, doc["received_at"])
-        self.since = min(self.since, doc["received_at"])
-        if doc["sk"] > self.newest_sk:
-            self.newest_sk, self.preview = doc["sk"], preview_of_doc(doc)
-        self.first_sk = doc["sk"] if self.first_sk is None else min(self.first_sk, doc["sk"])
-        self.mids.append(doc["_id"])
-
-    def row(self, conv_id: str) -> Doc:
-        return {"n": self.n, "i": self.n_in, "at": self.at, "sk": make_sk(self.at, conv_id),
-                "f": self.first_sk, "p": self.preview}
-
-
-def _round_pipeline(table: dict[str, Doc], tag: str) -> list[Doc]:
-    """One update for many conversations: each finds its own change by `_id` in `table`."""
-    mine = {"$getField": {"field": {"$toString": "$_id"}, "input": {"$literal": table}}}
-
-    def after(field_name: str) -> Doc:
-        return {"$gte": ["$_s.at", {"$ifNull": [f"${field_name}", _EPOCH]}]}
-
-    newer = after("last_outbound_at")
-    return [
-        {"$set": {"_s": mine}},
-        {"$set": {
-            # a round that lands after an agent read or resolved the conversation counts and
-            # reopens only for messages that arrived after that
-            "unread": {"$add": [{"$ifNull": ["$unread", 0]},
-                                {"$cond": [after("read_at"), "$_s.i", 0]}]},
-            "message_count": {"$add": [{"$ifNull": ["$message_count", 0]}, "$_s.n"]},
-            "last_message_at": {"$max": ["$last_message_at", "$_s.at"]},
-            "last_inbound_at": {"$max": ["$last_inbound_at", "$_s.at"]},
-            "sk": {"$max": ["$sk", "$_s.sk"]},
-            "first_sk": {"$min": ["$first_sk", "$_s.f"]},
-            # a reply stored after these messages keeps its preview (replies/outbox.py)
-            "preview": {"$cond": [newer, "$_s.p", "$preview"]},
-            "preview_direction": {"$cond": [newer, "in", "$preview_direction"]},
-            "status": {"$cond": [{"$and": [{"$in": ["$status", REOPEN_FROM]},
-                                           after("status_changed_at")]}, "open", "$status"]},
-            "sum_round": tag,
-        }},
-        {"$unset": "_s"},
-    ]
+    def add(self, key: str) -> None:
+        self._data[key] = None
+        if len(self._data) > self._size:
+            self._data.popitem(last=False)
 
 
 class Summariser:
-    """Applies the summaries of one process's ingests; see the module docstring."""
+    """Creates and summarises the conversations of one process's ingests."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self.owner = str(ObjectId())
-        self.random = _oid_random(ObjectId())
-        self._pending: dict[str, _Delta] = {}
-        self._in_flight: dict[str, _Delta] = {}
-        self._inserting: Counter[datetime] = Counter()
+        self._pending: dict[str, Delta] = {}
+        self._in_flight: dict[str, Delta] = {}
+        self._inserting: Counter[str] = Counter()  # conversation → batches being inserted
+        self._marked: set[str] = set()  # the heartbeat's `dirty`, as last written
+        self._exists = _Seen()
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._acks_idle = asyncio.Event()
+        self._acks_idle.set()
         self._lock = asyncio.Lock()
         self._background: asyncio.Task[None] | None = None
+        self._checks: set[asyncio.Task[None]] = set()
         self._registered = False
-        self._written_at = 0.0
+        self._dirty_written = 0.0
+        self._last_round = 0.0
         self._round = 0
         self.rounds = 0
         self.summarised = 0
+        self.created = 0
         self.repaired = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -163,16 +123,15 @@ class Summariser:
 
     async def close(self, timeout: float = 5.0) -> None:
         """Write what is pending (for up to `timeout`), then deregister. Whatever could not be
-        written stays covered by the heartbeat: the next start repairs it."""
+        written stays listed as dirty: the next start rebuilds it."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.settle(), timeout)
-        for task in (self._background, self._task):
+        for task in (self._background, self._task, *self._checks):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if self._registered and not self._pending and not self._in_flight \
-                and not self._inserting:
+        if self._registered and not self._dirty():
             with contextlib.suppress(PyMongoError, TimeoutError):
                 async with asyncio.timeout(2):
                     await self.db.meta.delete_one({"_id": self._meta_id})
@@ -187,19 +146,17 @@ class Summariser:
     def _meta_id(self) -> str:
         return f"ingestor:{self.owner}"
 
-    def _through(self) -> datetime:
-        times = [d.since for d in (*self._pending.values(), *self._in_flight.values())]
-        times += list(self._inserting)
-        return min(times) if times else datetime.now(UTC)
+    def _dirty(self) -> set[str]:
+        return {*self._pending, *self._in_flight, *self._inserting}
 
     async def _heartbeat(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._written_at = loop.time()
+        dirty = self._dirty()
         await self.db.meta.update_one(
             {"_id": self._meta_id},
             {"$set": {"kind": "ingestor", "host": _HOST, "pid": os.getpid(),
-                      "oid_random": Binary(self.random), "through": self._through(),
-                      "alive_at": datetime.now(UTC)}}, upsert=True)
+                      "dirty": sorted(dirty), "alive_at": datetime.now(UTC)}}, upsert=True)
+        self._marked = dirty
+        self._dirty_written = time.monotonic()
         self._registered = True
 
     async def _maintain(self) -> None:
@@ -217,48 +174,131 @@ class Summariser:
 
     # ------------------------------------------------------------------ the acknowledged path
 
-    async def inserting(self, at: datetime) -> None:
-        """A batch received at `at` is about to be inserted: hold the watermark before it."""
-        if not self._registered:
-            await self._heartbeat()
-        self._inserting[at] += 1
+    def writing(self, busy: bool) -> None:
+        """Ingest says whether an insert batch is in flight: rounds yield to it."""
+        if busy:
+            self._acks_idle.clear()
+        else:
+            self._acks_idle.set()
 
-    def add(self, at: datetime, stored: list[Doc]) -> None:
-        """The batch of `at` is stored (or failed): schedule its summaries (never blocks)."""
-        self._inserting[at] -= 1
-        if self._inserting[at] <= 0:
-            del self._inserting[at]
+    async def inserting(self, at: datetime, docs: list[Doc]) -> None:
+        """A batch is about to be inserted: list its conversations as dirty first."""
+        ids = {d["conversation_id"] for d in docs}
+        self._inserting.update(ids)
+        new = ids - self._marked
+        if new or not self._registered:
+            try:
+                await self.db.meta.update_one(
+                    {"_id": self._meta_id},
+                    {"$set": {"kind": "ingestor", "host": _HOST, "pid": os.getpid(),
+                              "alive_at": datetime.now(UTC)},
+                     "$addToSet": {"dirty": {"$each": sorted(new)}}}, upsert=True)
+            except BaseException:
+                self._inserting.subtract(ids)
+                self._inserting += Counter()  # drop the zeros
+                raise
+            self._marked |= new
+            self._registered = True
+
+    def inserted(self, at: datetime, stored: list[Doc], *, failed: bool = False) -> None:
+        """The batch is stored (or failed, perhaps half-way): schedule its summaries."""
+        ids = {d["conversation_id"] for d in stored}
+        if failed:
+            self._recover_later(stored, ids)
+            return
+        self._inserting.subtract(ids)
+        self._inserting += Counter()
+        self.add(stored)
+
+    def ensure(self, conv_ids: set[str]) -> None:
+        """Redelivered messages: their conversations must exist. One the first delivery's
+        crash left unmade (stored, not acknowledged, not listed as dirty) is rebuilt."""
+        unknown = [c for c in conv_ids if c not in self._exists]
+        if not unknown:
+            return
+
+        async def check() -> None:
+            # the process that stored the first delivery may be alive and about to create
+            # the conversation: give its round time, then make only what is still missing
+            await asyncio.sleep(ENSURE_AFTER)
+            found = {str(d["_id"]) async for d in self.db.conversations.find(
+                {"_id": {"$in": [ObjectId(c) for c in unknown]}}, {"_id": 1})}
+            for conv_id in unknown:
+                if conv_id in found:
+                    self._exists.add(conv_id)
+                elif conv_id not in self._pending and conv_id not in self._in_flight:
+                    await self.rebuild(conv_id)
+
+        task = asyncio.create_task(check())
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    def add(self, stored: list[Doc]) -> None:
         for doc in stored:
             delta = self._pending.get(doc["conversation_id"])
             if delta is None:
-                delta = self._pending[doc["conversation_id"]] = _Delta(doc["received_at"],
+                delta = self._pending[doc["conversation_id"]] = Delta(doc["received_at"],
                                                                        doc["received_at"])
             delta.add(doc)
         if self._pending and (self._task is None or self._task.done()):
             self._idle.clear()
             self._task = asyncio.create_task(self._run())
 
+    def _recover_later(self, docs: list[Doc], ids: set[str]) -> None:
+        """The insert failed, perhaps half-way: summarise whatever of it did get stored."""
+        async def recover() -> None:
+            delay = 0.1
+            while True:
+                try:
+                    found = await self.db.messages.find(
+                        {"_id": {"$in": [d["_id"] for d in docs]}}, {"_id": 1}).to_list()
+                    break
+                except Exception:  # the database is still away: try again
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            have = {f["_id"] for f in found}
+            self._inserting.subtract(ids)
+            self._inserting += Counter()
+            self.add([d for d in docs if d["_id"] in have])
+
+        task = asyncio.create_task(recover())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
     # ------------------------------------------------------------------ rounds
 
+    async def _yield_to_acks(self) -> None:
+        """Wait while an insert batch is in flight: shortly when a conversation is new (it
+        must appear), longer the more the last round cost (a busy inbox coalesces more)."""
+        if self._acks_idle.is_set():
+            return
+        new = any(cid not in self._exists for cid in self._pending)
+        budget = NEW_WITHIN if new else min(BUSY_WAIT_MAX, self._last_round *
+                                             (1 - BUSY_SHARE) / BUSY_SHARE)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._acks_idle.wait(), max(budget, 0.01))
+
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while self._pending:
+                await self._yield_to_acks()
                 async with self._lock:
                     self._in_flight, self._pending = self._pending, {}
                     self._round += 1
+                    started = time.monotonic()
                     try:
                         await self._apply_round(f"{self.owner}:{self._round}")
                     except Exception:
-                        # not a passing outage (those are retried): recount what this round
+                        # not a passing outage (those are retried): rebuild what this round
                         # touched, conversation by conversation
-                        log.exception("summaries: a round failed; recounting %d conversations",
+                        log.exception("summaries: a round failed; rebuilding %d conversations",
                                       len(self._in_flight))
-                        await self._recount_each(self._in_flight)
+                        await self._rebuild_each(list(self._in_flight))
+                    self._last_round = time.monotonic() - started
                     self.rounds += 1
                     self.summarised += sum(d.n for d in self._in_flight.values())
                     self._in_flight = {}
-                if loop.time() - self._written_at >= WATERMARK_EVERY:
+                if time.monotonic() - self._dirty_written >= DIRTY_EVERY:
                     with contextlib.suppress(PyMongoError):
                         await self._heartbeat()
         finally:
@@ -267,25 +307,75 @@ class Summariser:
     async def _apply_round(self, tag: str) -> None:
         items = list(self._in_flight.items())
         for start in range(0, len(items), CHUNK):
-            chunk = items[start:start + CHUNK]
-            table = {cid: d.row(cid) for cid, d in chunk}
-            flt = {"_id": {"$in": [ObjectId(cid) for cid, _ in chunk]},
+            chunk = dict(items[start:start + CHUNK])
+            await self._learn_aliases(chunk)
+            await self._create_missing(chunk, tag)
+            existing = {cid: d for cid, d in chunk.items() if cid in self._exists}
+            if not existing:
+                continue
+            table = {cid: d.row(cid) for cid, d in existing.items()}
+            flt = {"_id": {"$in": [ObjectId(cid) for cid in existing]},
                    "sum_round": {"$ne": tag}}
-            await _retrying(lambda f=flt, t=table: self.db.conversations.update_many(
-                f, _round_pipeline(t, tag)))
+            await retrying(lambda f=flt, t=table: self.db.conversations.update_many(
+                f, round_pipeline(t, tag)))
 
-    async def _recount_each(self, deltas: dict[str, _Delta]) -> None:
-        for conv_id, delta in deltas.items():
+    async def _learn_aliases(self, chunk: dict[str, Delta]) -> None:
+        """The further thread keys messages named (an email's own Message-ID, which the
+        customer's next mail will reference) map to their conversation from now on."""
+        aliases = [{"_id": alias_oid(d.first["account_id"], key), "conversation_id": cid,
+                    "account_id": d.first["account_id"]}
+                   for cid, d in chunk.items() if len(d.keys) > 1 and d.first is not None
+                   for key in d.keys]
+        await insert_ignoring_duplicates(self.db.thread_aliases, aliases)
+        for cid, delta in chunk.items():  # the References of the mails we send name them
+            if len(delta.keys) > 1 and cid in self._exists:
+                await self.db.conversations.update_one(
+                    {"_id": ObjectId(cid)}, {"$addToSet": {"thread_keys": {"$each": delta.keys}}})
+
+    async def _create_missing(self, chunk: dict[str, Delta], tag: str) -> None:
+        """Create (filled in) the conversations of `chunk` that do not exist yet, with their
+        contacts and aliases; those another process created first join the update."""
+        unknown = [cid for cid in chunk if cid not in self._exists]
+        if not unknown:
+            return
+        async for doc in self.db.conversations.find(
+                {"_id": {"$in": [ObjectId(c) for c in unknown]}}, {"_id": 1}):
+            self._exists.add(str(doc["_id"]))
+        new = {cid: chunk[cid] for cid in unknown if cid not in self._exists
+               and chunk[cid].first is not None}
+        if not new:
+            return
+        contacts = {str(c["_id"]): c for c in (new_contact(d.first) for d in new.values()
+                                               if d.first is not None)}
+        await insert_ignoring_duplicates(self.db.contacts, list(contacts.values()))
+        docs = [new_conversation(cid, delta, tag) for cid, delta in new.items()]
+        taken = await insert_ignoring_duplicates(self.db.conversations, docs)
+        created = [d for i, d in enumerate(docs) if i not in taken]
+        for doc in docs:
+            self._exists.add(str(doc["_id"]))
+        # another process created these first: this round's messages are added as updates
+        for i in taken:
+            self._exists.add(str(docs[i]["_id"]))
+        if created:
+            self.created += len(created)
+            await self.db.meta.update_one(
+                {"_id": "inbox"}, {"$min": {"floor_sk": min(d["sk"] for d in created)}},
+                upsert=True)
+        for doc in created:  # created with this round's messages already counted
+            chunk.pop(str(doc["_id"]), None)
+
+    async def _rebuild_each(self, conv_ids: list[str]) -> None:
+        for conv_id in conv_ids:
             try:
-                await self._repair_conversation(conv_id, delta)
+                await self.rebuild(conv_id)
             except Exception:
-                log.exception("summaries: conversation %s could not be recounted", conv_id)
+                log.exception("summaries: conversation %s could not be rebuilt", conv_id)
 
     # ------------------------------------------------------------------ crash repair
 
     async def repair(self) -> int:
-        """Summarise the messages of processes that died unsummarised; returns how many."""
-        async with self._lock:  # never beside one of our own rounds: see _repair_conversation
+        """Rebuild the conversations that processes which died left unsummarised."""
+        async with self._lock:  # never beside one of our own rounds: see rebuild
             return await self._repair()
 
     async def _repair(self) -> int:
@@ -299,71 +389,58 @@ class Summariser:
                 dead.append(hb)
         done = 0
         for hb in dead:
-            done += await self._repair_owner(hb)
+            dirty = [str(c) for c in hb.get("dirty") or []]
+            for conv_id in dirty:
+                await self.rebuild(conv_id)
+            done += len(dirty)
             await self.db.meta.delete_one({"_id": hb["_id"]})
+            if dirty:
+                log.warning("summaries: rebuilt %d conversations a stopped process left",
+                            len(dirty))
+        self.repaired += done
         return done
 
-    async def _repair_owner(self, hb: Doc) -> int:
-        through = hb.get("through") or _EPOCH
-        random = bytes(hb.get("oid_random") or b"")
-        lo = ObjectId.from_datetime(max(through - MARGIN, _EPOCH))
-        deltas: dict[str, _Delta] = {}
-        count = 0
-        # a range on _id: only with the hint does the embedded server read it from the index
-        async for doc in self.db.messages.find(
-                {"_id": {"$gte": lo}, "direction": "in"},
-                {"raw": 0}, hint=[("_id", 1)]):
-            if _oid_random(doc["_id"]) != random or "received_at" not in doc:
-                continue
-            deltas.setdefault(doc["conversation_id"], _Delta(doc["received_at"],
-                                                             doc["received_at"])).add(doc)
-            count += 1
-        for conv_id, delta in deltas.items():
-            await self._repair_conversation(conv_id, delta)
-        self.repaired += count
-        if count:
-            log.warning("summaries: checked %d conversations for %d messages left by a stopped "
-                        "process", len(deltas), count)
-        return count
-
-    async def _repair_conversation(self, conv_id: str, delta: _Delta) -> None:
-        """Counters recounted from the messages; times, preview and status merged."""
-        oid = ObjectId(conv_id)
-        conv = await self.db.conversations.find_one({"_id": oid}, {"read_at": 1})
-        if conv is None:
+    async def rebuild(self, conv_id: str) -> None:
+        """A conversation's summary from its messages alone (created when missing)."""
+        newest = await self.db.messages.find({"conversation_id": conv_id}, {"raw": 0}).sort(
+            "sk", -1).limit(1).to_list()
+        if not newest:
             return
+        oldest = await self.db.messages.find({"conversation_id": conv_id}, {"raw": 0}).sort(
+            "sk", 1).limit(1).to_list()
         total = await self.db.messages.count_documents({"conversation_id": conv_id})
+        last, first = newest[0], oldest[0]
+        delta = Delta(last.get("received_at") or last.get("created_at") or datetime.now(UTC),
+                       first.get("received_at") or datetime.now(UTC))
+        delta.newest_sk, delta.preview = last["sk"], preview_of_doc(last)
+        delta.first_sk, delta.first = first["sk"], first
+        delta.keys = list(first.get("thread_keys") or [first.get("thread_key")])
+        conv = await self.db.conversations.find_one({"_id": ObjectId(conv_id)}, {"read_at": 1})
         unread_flt: Doc = {"conversation_id": conv_id, "direction": "in"}
-        if conv.get("read_at") is not None:
+        if conv is not None and conv.get("read_at") is not None:
             unread_flt["received_at"] = {"$gt": conv["read_at"]}
         unread = await self.db.messages.count_documents(unread_flt)
-        mine = self._pending.get(conv_id)  # our own next round still adds these (no round runs)
+        mine = self._pending.get(conv_id)  # our own next round still adds these
         if mine is not None:
             total, unread = total - mine.n, unread - mine.n_in
-        pipeline = _round_pipeline({conv_id: delta.row(conv_id)}, f"repair:{ObjectId()}")
+        tag = f"repair:{ObjectId()}"
+        if conv is None:
+            if first.get("direction", "in") != "in" or "author" not in first:
+                return  # only replies: nothing to build a conversation from
+            delta.n, delta.n_in = max(total, 0), max(unread, 0)
+            await insert_ignoring_duplicates(self.db.contacts, [new_contact(first)])
+            doc = new_conversation(conv_id, delta, tag)
+            if await insert_ignoring_duplicates(self.db.conversations, [doc]):
+                return await self.rebuild(conv_id)  # created meanwhile: update it instead
+            self._exists.add(conv_id)
+            await self.db.meta.update_one({"_id": "inbox"}, {"$min": {"floor_sk": doc["sk"]}},
+                                          upsert=True)
+            return None
+        pipeline = round_pipeline({conv_id: delta.row(conv_id)}, tag)
         pipeline[1]["$set"].update({"unread": max(unread, 0), "message_count": max(total, 0)})
-        await self.db.conversations.update_one({"_id": oid}, pipeline)
+        await self.db.conversations.update_one({"_id": ObjectId(conv_id)}, pipeline)
+        return None
 
-
-def _transient(exc: PyMongoError) -> bool:
-    return isinstance(exc, ConnectionFailure | WriteConcernError) or \
-        exc.has_error_label("RetryableWriteError")
-
-
-async def _retrying(call: Any) -> None:
-    """Retry one idempotent statement until the database is back; other errors raise."""
-    delay = 0.05
-    while True:
-        try:
-            await call()
-            return
-        except PyMongoError as exc:
-            if not _transient(exc):
-                raise
-            log.warning("summaries: write failed (%s); retrying in %.1f s",
-                        type(exc).__name__, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -1,4 +1,14 @@
-"""The outbox: an outbound message IS its queue entry, a `messages` doc with `direction: "out"`.
+"""The outbox: a reply's queue entry in the `outbox` collection, shown as a `messages` doc.
+
+The queue entry holds everything its send needs (the rendered reply and the conversation context)
+and the delivery state; the reply's document in `messages` (`direction: "out"`) is what the
+conversation shows, with a copy of the delivery state written after each change of the entry. So
+the queue's indexes are the outbox's alone, and an inbound message's insert pays for none of
+them (messages carry one secondary index). A new entry is written before its message: a crash
+in between leaves a reply that is still sent, and whose message is written when it is. The end
+of an attempt is written the other way round, message first: a crash in between leaves the entry
+`sending`, and whoever takes it back when the lease expires finishes it from the message instead
+of sending it again.
 
 Life of a reply: `enqueue` inserts it `queued` (one durable `insert_one`) → `claim` takes it
 `sending` under a lease → `mark_sent`, or `reschedule` (`retry_wait`, exponential back-off with
@@ -29,7 +39,7 @@ All times come from `self.clock`, the database server's clock (see `replies.timi
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Collection, Mapping
@@ -41,33 +51,36 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from connectors.base import StoreResult
-from inbox.db import Database, Doc
+from inbox.db import Database, Doc, drop_obsolete_indexes
+from inbox.ids import alias_oid
 from inbox.ingest import preview_of_doc
 from inbox.models import (
-    AccountId,
-    ConversationId,
     Delivery,
     DeliveryError,
     DeliveryReport,
-    MessageId,
-    OutboundMessage,
     RateLimited,
     Rendered,
-    TextEntity,
 )
 from inbox.paging import make_sk
 from inbox.store import NotFound, oid
+from replies.ordering import FOREVER, InConversationOrder, due_range
+from replies.reply import ReplyContext, is_first_reply, keyed_id, outbound_of
 from replies.settings import DeliverySettings
 from replies.timing import Clock, DbClock, backoff_delay
 
 log = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-FOREVER = datetime(9999, 1, 1, tzinfo=UTC)
+# what only the queue entry keeps: the shown message has no scheduling fields (and no index)
+_QUEUE_FIELDS = frozenset({"due_at", "lease_id", "lease_until", "blocked_by",
+                           "next_attempt_at"})
+_QUEUE_ONLY = frozenset(f"delivery.{f}" for f in _QUEUE_FIELDS)
 PENDING = ("queued", "sending", "retry_wait")
 _CANDIDATES = 8
 _ROUNDS = 3
-_AFTER = timedelta(milliseconds=1)
+
+
+__all__ = ["Claim", "NotRetryable", "Outbox", "ReplyContext", "is_first_reply", "outbound_of"]
 
 
 class NotRetryable(Exception):
@@ -99,57 +112,7 @@ class Claim:
         return int(self.doc["delivery"]["attempts"])
 
 
-def is_first_reply(conversation: Mapping[str, Any], agent_id: str) -> bool:
-    """Whether `agent_id` has not replied in this conversation yet (greeting decision)."""
-    return agent_id not in (conversation.get("responders") or [])
-
-
-def outbound_of(doc: Mapping[str, Any]) -> OutboundMessage:
-    """The connector's view of a stored reply: exactly what was rendered, and the context of
-    its conversation recorded when it was queued."""
-    rendered = Rendered.from_doc(doc["rendered"]) if doc.get("rendered") else Rendered(
-        text=doc["rendered_text"], entities=tuple(
-            TextEntity(e["type"], int(e["offset"]), int(e["length"]))
-            for e in doc.get("entities") or ()), username=doc.get("username"))
-    return OutboundMessage(
-        message_id=MessageId(str(doc["_id"])),
-        conversation_id=ConversationId(str(doc["conversation_id"])),
-        account_id=AccountId(str(doc["account_id"])), thread_key=str(doc["thread_key"]),
-        text=rendered.text, entities=rendered.entities,
-        reply_to=doc.get("reply_to"), agent_name=doc.get("agent_name") or "",
-        agent_title=doc.get("agent_title"), kind=doc.get("kind") or "dm",
-        reply_to_author=doc.get("reply_to_author"),
-        thread_aliases=tuple(doc.get("thread_aliases") or ()),
-        recipients=tuple(doc.get("recipients") or ()), subject=rendered.subject or
-        doc.get("subject"), references=tuple(doc.get("references") or ()),
-        target=doc.get("target") or "thread", rendered=rendered,
-        reply_route=doc.get("reply_route"))
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyContext:
-    """What the connector will need of the conversation when it sends (recorded at enqueue,
-    so a retry days later sends to the same place)."""
-
-    reply_to: str | None = None
-    reply_to_author: str | None = None
-    target: str = "thread"
-    recipients: tuple[str, ...] = ()
-    references: tuple[str, ...] = ()
-    reply_route: dict[str, Any] | None = None
-
-
-def _keyed_id(conversation_id: str, key: str) -> ObjectId:
-    """The same `_id` for the same (conversation, idempotency key), so a retried request finds
-    the first one by `_id`: reads never used the `$type`-partial unique index (measured)."""
-    return ObjectId(hashlib.sha256(f"{conversation_id}\0{key}".encode()).digest()[:12])
-
-
-def _due(upto: datetime) -> Doc:
-    return {"$gte": EPOCH, "$lte": upto}
-
-
-class Outbox:
+class Outbox(InConversationOrder):
     def __init__(self, db: Database, settings: DeliverySettings, *,
                  clock: Clock | None = None) -> None:
         self.db = db
@@ -168,6 +131,64 @@ class Outbox:
     async def sync_clock(self) -> None:
         await self.clock.sync(self.db)
 
+    @property
+    def coll(self) -> Any:
+        return self.db.outbox
+
+    async def setup(self) -> None:
+        """Once per database: replies still pending from a release whose queue lived in
+        `messages` move to `outbox`; then the indexes that queue needed are dropped."""
+        schema = await self.db.meta.find_one({"_id": "schema"}) or {}
+        if not schema.get("outbox"):
+            moved = 0
+            async for doc in self.db.messages.find({"direction": "out",
+                                                    "delivery.due_at": due_range(FOREVER)}):
+                with contextlib.suppress(DuplicateKeyError):
+                    await self.coll.insert_one(doc)
+                    moved += 1
+            if moved:
+                log.warning("moved %d pending replies into the outbox collection", moved)
+            await self.db.meta.update_one({"_id": "schema"}, {"$set": {"outbox": True}},
+                                          upsert=True)
+        await drop_obsolete_indexes(self.db)
+
+    async def _show(self, mid: ObjectId, update: Doc, entry: Doc | None = None,
+                    guard: Doc | None = None) -> None:
+        """Copy a change of the queue entry's delivery state onto the message the UI shows;
+        with `entry`, write that message first if a crash kept it from being stored; `guard`
+        narrows which message states may be overwritten."""
+        shown: Doc = {}
+        for op in ("$set", "$unset", "$push"):  # attempts are copied when an attempt ends
+            fields = {k: v for k, v in (update.get(op) or {}).items()
+                      if k not in _QUEUE_ONLY}
+            if fields:
+                shown[op] = fields
+        if not shown:
+            return
+        flt = {"_id": mid, **(guard or {})}
+        res = await self.db.messages.update_one(flt, shown)
+        if not res.matched_count and entry is not None:
+            await self._store_message(entry)
+            await self.db.messages.update_one(flt, shown)
+
+    async def _update(self, flt: Doc, update: Doc, *, show: bool = True,
+                      entry: Doc | None = None, shown_first: bool = False) -> bool:
+        """Change a queue entry (compare-and-set by `flt`); mirrored when it matched (unless
+        `show` is off: a state the conversation need not show, such as `sending`).
+
+        `shown_first` writes the mirror before the entry: for the end of an attempt, so a crash
+        between the two writes leaves the entry `sending` (taken again when its lease expires,
+        and finished from the message by `_ended_before_crash`) rather than a message that
+        shows `queued` for ever."""
+        if shown_first and show:  # a late worker's outcome never overwrites a shown `sent`
+            await self._show(flt["_id"], update, entry, {"delivery.state": {"$ne": "sent"}})
+        res = await self.coll.update_one(flt, update)
+        if res.modified_count != 1:
+            return False
+        if show and not shown_first:
+            await self._show(flt["_id"], update, entry)
+        return True
+
     # enqueue
 
     async def enqueue(self, conversation: Mapping[str, Any], *, agent_id: str, agent_name: str,
@@ -179,7 +200,7 @@ class Outbox:
         now = self.clock.now()
         ctx = context or ReplyContext()
         conv_id = str(conversation["_id"])
-        mid = _keyed_id(conv_id, idempotency_key) if idempotency_key else ObjectId()
+        mid = keyed_id(conv_id, idempotency_key) if idempotency_key else ObjectId()
         shown = rendered.shown_name or agent_name
         doc: Doc = {
             "_id": mid, "sk": make_sk(now, mid), "conversation_id": conv_id,
@@ -204,20 +225,27 @@ class Outbox:
         if idempotency_key:
             doc["idempotency_key"] = idempotency_key
         try:
-            await self.db.messages.insert_one(doc)
+            await self.coll.insert_one(doc)
         except DuplicateKeyError:
             if not idempotency_key:
                 raise
-            first = await self.db.messages.find_one({"_id": mid})
-            if first is None:  # stored before keyed ids existed: the slow, rare path
-                first = await self.db.messages.find_one(
-                    {"conversation_id": conv_id, "idempotency_key": idempotency_key})
+            first = await self.db.messages.find_one({"_id": mid}) or \
+                await self.coll.find_one({"_id": mid})
             if first is None:
                 raise
             return first, False
+        await self._store_message(doc)
         await self._summarise(conversation, doc, agent_id, now)
         self._notify()
         return doc, True
+
+    async def _store_message(self, entry: Doc) -> None:
+        """The reply as the conversation shows it (again after a crash: the same `_id`)."""
+        shown = {k: v for k, v in entry.items() if k != "delivery"}
+        shown["delivery"] = {k: v for k, v in entry["delivery"].items()
+                             if k not in _QUEUE_FIELDS}
+        with contextlib.suppress(DuplicateKeyError):
+            await self.db.messages.insert_one(shown)
 
     async def _summarise(self, conversation: Mapping[str, Any], doc: Doc, agent_id: str,
                          now: datetime) -> None:
@@ -242,10 +270,10 @@ class Outbox:
         """Take the most overdue deliverable reply, or None; skips `exclude_accounts`."""
         for _ in range(_ROUNDS):
             now = self.clock.now()
-            flt: Doc = {"delivery.due_at": _due(now)}
+            flt: Doc = {"delivery.due_at": due_range(now)}
             if exclude_accounts:
                 flt["account_id"] = {"$nin": list(exclude_accounts)}
-            candidates = await self.db.messages.find(flt, {"raw": 0}).sort(
+            candidates = await self.coll.find(flt).sort(
                 "delivery.due_at", 1).limit(_CANDIDATES).to_list()
             if not candidates:
                 return None
@@ -255,6 +283,8 @@ class Outbox:
                 if claim is None:
                     continue
                 progressed = True
+                if claim.previous_state == "sending" and await self._ended_before_crash(claim):
+                    continue
                 if await self._expired(claim, now):
                     continue
                 blocker = await self._blocker(claim)
@@ -264,6 +294,14 @@ class Outbox:
             if not progressed:
                 return None  # every candidate went to another process; let the caller idle
         return None
+
+    async def nextdue_range(self) -> datetime | None:
+        """When the next pending reply comes due after now (None: none)."""
+        found = await self.coll.find({"delivery.due_at": {"$gt": self.clock.now(),
+                                                          "$lte": FOREVER}},
+                                     {"delivery.due_at": 1}).sort("delivery.due_at", 1) \
+            .limit(1).to_list()
+        return found[0]["delivery"]["due_at"] if found else None
 
     async def _take(self, cand: Doc, now: datetime) -> Claim | None:
         d = cand["delivery"]
@@ -276,12 +314,14 @@ class Outbox:
             # Its worker died or stalled mid-send: the platform may already have the reply, so
             # the send we are about to make may be its second (the documented window).
             changes["delivery.possibly_duplicated"] = True
-        res = await self.db.messages.update_one(
+        # not shown: a reply goes from queued to sent (or to retry_wait) in the conversation,
+        # one write fewer per send; the attempts are copied when the attempt ends
+        taken = await self._update(
             {"_id": cand["_id"], "delivery.state": d["state"], "delivery.due_at": d["due_at"],
              "delivery.attempts": d["attempts"]},
             {"$set": changes, "$inc": {"delivery.attempts": 1},
-             "$unset": {"delivery.blocked_by": ""}})
-        if res.modified_count != 1:
+             "$unset": {"delivery.blocked_by": ""}}, show=False)
+        if not taken:
             return None
         cand["delivery"] = {**d, "state": "sending", "due_at": lease_until, "lease_id": lease_id,
                             "lease_until": lease_until, "attempts": d["attempts"] + 1,
@@ -290,6 +330,36 @@ class Outbox:
                                 "delivery.possibly_duplicated", d.get("possibly_duplicated"))}
         cand["delivery"].pop("blocked_by", None)
         return Claim(doc=cand, lease_id=lease_id, previous_state=d["state"])
+
+    async def _ended_before_crash(self, claim: Claim) -> bool:
+        """A reply taken back from a worker that died (or stalled) mid-attempt: if its message
+        already shows the attempt's end (the mirror is written first), the entry is finished
+        from it instead of sent again."""
+        shown = await self.db.messages.find_one(
+            {"_id": claim.doc["_id"]}, {"delivery": 1, "external_id": 1, "platform_ts": 1})
+        d = (shown or {}).get("delivery") or {}
+        if d.get("state") not in ("sent", "failed"):
+            return False
+        done: Doc = {"delivery.state": d["state"], "delivery.lease_id": None,
+                     "delivery.lease_until": None, "delivery.next_attempt_at": None,
+                     "delivery.attempts": d.get("attempts", claim.attempts),
+                     "delivery.error": d.get("error")}
+        if d["state"] == "sent":
+            done.update({"delivery.sent_at": d.get("sent_at"),
+                         "delivery.possibly_duplicated": bool(d.get("possibly_duplicated")),
+                         "external_id": shown.get("external_id") if shown else None,
+                         "platform_ts": shown.get("platform_ts") if shown else None})
+        else:
+            done["delivery.failed_at"] = d.get("failed_at")
+        finished = await self._update(
+            {"_id": claim.doc["_id"], "delivery.lease_id": claim.lease_id},
+            {"$set": done, "$unset": {"delivery.due_at": "", "delivery.blocked_by": ""}},
+            show=False)
+        if finished:
+            log.warning("reply %s: its attempt had ended (%s) before its worker stopped",
+                        claim.message_id, d["state"])
+            await self._release_followers(claim.doc["conversation_id"], claim.message_id)
+        return True
 
     async def _expired(self, claim: Claim, now: datetime) -> bool:
         """Fail a claim that is out of attempts (e.g. a worker kept crashing) or too old."""
@@ -304,57 +374,15 @@ class Outbox:
             f" (last error: {last})" if last else ""))
         return True
 
-    async def _pending_in(self, conversation_id: str, projection: Doc) -> list[Doc]:
-        # conversation_id + a bounded due_at range: the (conversation_id, delivery.due_at) index
-        # reads only this conversation's pending replies; a range on sk here made it scan.
-        return await self.db.messages.find(
-            {"conversation_id": conversation_id, "delivery.due_at": _due(FOREVER)},
-            projection).to_list()
-
-    async def _blocker(self, claim: Claim) -> Doc | None:
-        """The latest pending reply created before this one in its conversation, if any."""
-        pending = await self._pending_in(claim.doc["conversation_id"],
-                                         {"sk": 1, "delivery.state": 1, "delivery.due_at": 1})
-        earlier = [p for p in pending
-                   if p["sk"] < claim.doc["sk"] and p["_id"] != claim.doc["_id"]]
-        return max(earlier, key=lambda p: p["sk"]) if earlier else None
-
-    async def _defer_behind(self, claim: Claim, blocker: Doc) -> None:
-        await self.defer(claim, blocker["delivery"]["due_at"] + _AFTER,
-                         blocked_by=str(blocker["_id"]))
-        # the blocker may have finished between our look and our write; then nobody would
-        # release us before its old lease time, so look again
-        again = await self.db.messages.find_one({"_id": blocker["_id"]}, {"delivery.due_at": 1})
-        if again is None or "due_at" not in again.get("delivery", {}):
-            await self._release_followers(claim.doc["conversation_id"], str(blocker["_id"]))
-
     async def defer(self, claim: Claim, until: datetime, *, blocked_by: str | None = None) -> None:
         """Give a claim back untried (its attempt is not counted), due again at `until`."""
         state = "queued" if claim.previous_state == "queued" else "retry_wait"
-        await self.db.messages.update_one(
+        await self._update(
             {"_id": claim.doc["_id"], "delivery.lease_id": claim.lease_id},
             {"$set": {"delivery.state": state, "delivery.due_at": until,
                       "delivery.next_attempt_at": until, "delivery.lease_id": None,
                       "delivery.lease_until": None, "delivery.blocked_by": blocked_by},
              "$inc": {"delivery.attempts": -1}})
-
-    async def _release_followers(self, conversation_id: str, message_id: str) -> None:
-        """Make replies that waited for `message_id` due now."""
-        now = self.clock.now()
-        released = 0
-        for doc in await self._pending_in(conversation_id, {"delivery": 1}):
-            if doc["delivery"].get("blocked_by") != message_id:
-                continue
-            res = await self.db.messages.update_one(
-                {"_id": doc["_id"], "delivery.blocked_by": message_id,
-                 "delivery.state": doc["delivery"]["state"]},
-                {"$set": {"delivery.due_at": now, "delivery.next_attempt_at": now,
-                          "delivery.blocked_by": None}})
-            released += res.modified_count
-        if released:
-            self._notify()
-
-    # finishing an attempt
 
     async def mark_sent(self, claim: Claim, delivery: Delivery) -> bool:
         """Record the platform's id; False when our lease had been lost (possible duplicate)."""
@@ -366,30 +394,37 @@ class Outbox:
                      "platform_ts": delivery.platform_ts or now}
         gone = {"delivery.due_at": "", "delivery.blocked_by": ""}
         mid = claim.doc["_id"]
-        res = await self.db.messages.update_one(
-            {"_id": mid, "delivery.lease_id": claim.lease_id}, {"$set": done, "$unset": gone})
-        ours = res.modified_count == 1
+        done["delivery.attempts"] = claim.attempts
+        done["delivery.possibly_duplicated"] = bool(
+            claim.doc["delivery"].get("possibly_duplicated"))
+        ours = await self._update({"_id": mid, "delivery.lease_id": claim.lease_id},
+                                  {"$set": done, "$unset": gone}, entry=claim.doc,
+                                  shown_first=True)
         if not ours:
-            current = await self.db.messages.find_one({"_id": mid}, {"delivery": 1})
+            current = await self.coll.find_one({"_id": mid}, {"delivery": 1})
             if current is None:
                 return False
             d = current["delivery"]
             log.warning("reply %s was sent after its lease was lost (state now %s)",
                         claim.message_id, d["state"])
             if d["state"] == "sent":
-                await self.db.messages.update_one({"_id": mid}, {
+                await self._update({"_id": mid}, {
                     "$set": {"delivery.possibly_duplicated": True},
                     "$push": {"duplicate_external_ids": delivery.external_id}})
             else:  # whoever holds it now may send it again
-                await self.db.messages.update_one(
+                await self._update(
                     {"_id": mid, "delivery.state": d["state"],
                      "delivery.lease_id": d.get("lease_id")},
                     {"$set": {**done, "delivery.possibly_duplicated": d["state"] == "sending"},
                      "$unset": gone})
-        if delivery.thread_alias:
+        if delivery.thread_alias:  # the customer's answer may name only this (our Message-ID)
             await self.db.conversations.update_one(
                 {"_id": oid(claim.doc["conversation_id"])},
                 {"$addToSet": {"thread_keys": delivery.thread_alias}})
+            await self.db.thread_aliases.update_one(
+                {"_id": alias_oid(claim.account_id, delivery.thread_alias)},
+                {"$setOnInsert": {"conversation_id": str(claim.doc["conversation_id"]),
+                                  "account_id": claim.account_id}}, upsert=True)
         await self._release_followers(claim.doc["conversation_id"], claim.message_id)
         return ours
 
@@ -405,12 +440,13 @@ class Outbox:
                 next_at - queued_at > timedelta(seconds=self.settings.max_age_seconds):
             await self.mark_failed(claim, error.code, error.human)
             return "failed"
-        await self.db.messages.update_one(
+        await self._update(
             {"_id": claim.doc["_id"], "delivery.lease_id": claim.lease_id},
             {"$set": {"delivery.state": "retry_wait", "delivery.due_at": next_at,
                       "delivery.next_attempt_at": next_at, "delivery.lease_id": None,
-                      "delivery.lease_until": None,
-                      "delivery.error": {"code": error.code, "message": error.human}}})
+                      "delivery.lease_until": None, "delivery.attempts": claim.attempts,
+                      "delivery.error": {"code": error.code, "message": error.human}}},
+            entry=claim.doc, shown_first=True)
         await self._release_followers(claim.doc["conversation_id"], claim.message_id)
         return "retry_wait"
 
@@ -422,12 +458,14 @@ class Outbox:
         error: Doc = {"code": code, "message": human_message}
         if alternatives:
             error["alternatives"] = list(alternatives)
-        await self.db.messages.update_one(
+        await self._update(
             {"_id": claim.doc["_id"], "delivery.lease_id": claim.lease_id},
             {"$set": {"delivery.state": "failed", "delivery.failed_at": now,
+                      "delivery.attempts": claim.attempts,
                       "delivery.lease_id": None, "delivery.lease_until": None,
                       "delivery.next_attempt_at": None, "delivery.error": error},
-             "$unset": {"delivery.due_at": "", "delivery.blocked_by": ""}})
+             "$unset": {"delivery.due_at": "", "delivery.blocked_by": ""}}, entry=claim.doc,
+            shown_first=True)
         await self._release_followers(claim.doc["conversation_id"], claim.message_id)
 
     async def apply_report(self, report: DeliveryReport) -> StoreResult:
@@ -442,12 +480,12 @@ class Outbox:
         except NotFound:
             return StoreResult(None, None, False)
         now = self.clock.now()
-        doc = await self.db.messages.find_one({"_id": mid, "direction": "out",
-                                               "account_id": report.account_id},
-                                              {"conversation_id": 1, "delivery": 1})
-        if doc is None:
+        doc = await self.coll.find_one({"_id": mid, "account_id": report.account_id},
+                                       {"conversation_id": 1, "delivery": 1, "external_id": 1})
+        if doc is None or doc.get("external_id") != report.outbound_external_id:
+            # not ours, or not what we sent: a report must name the reply's own platform id
             return StoreResult(None, None, False)
-        await self.db.messages.update_one(
+        await self._update(
             {"_id": mid}, {"$set": {
                 "delivery.state": "failed", "delivery.failed_at": report.at or now,
                 "delivery.error": {"code": report.code, "message": report.reason,
@@ -460,16 +498,15 @@ class Outbox:
         target, re-rendered); NotRetryable if not failed."""
         now = self.clock.now()
         mid = oid(message_id)
-        res = await self.db.messages.update_one(
-            {"_id": mid, "direction": "out", "delivery.state": "failed"},
-            {"$set": {**(changes or {}), "delivery.state": "queued", "delivery.due_at": now,
-                      "delivery.next_attempt_at": now, "delivery.queued_at": now,
-                      "delivery.attempts": 0, "delivery.error": None,
-                      "delivery.failed_at": None}})
+        update: Doc = {"$set": {**(changes or {}), "delivery.state": "queued",
+                                "delivery.due_at": now, "delivery.next_attempt_at": now,
+                                "delivery.queued_at": now, "delivery.attempts": 0,
+                                "delivery.error": None, "delivery.failed_at": None}}
+        retried = await self._update({"_id": mid, "delivery.state": "failed"}, update)
         doc = await self.db.messages.find_one({"_id": mid}, {"raw": 0})
         if doc is None or doc.get("direction") != "out":
             raise NotFound(message_id)
-        if res.modified_count != 1:
+        if not retried:
             raise NotRetryable(message_id, doc["delivery"]["state"])
         self._notify()
         return doc

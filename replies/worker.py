@@ -16,8 +16,9 @@ credentials the platform refused is `needs_reauth`: its replies are not claimed 
 without burning attempts) until an admin fixes the credentials.
 
 Latency: `enqueue` (and a finished reply releasing the next one in its conversation) calls
-`wake()`, so an idle worker claims at once; a 1 s poll picks up retries coming due and replies
-queued by other processes.
+`wake()`, so an idle worker claims at once; a reply queued by another process wakes it through
+a change stream on the outbox; an idle worker sleeps until the next retry is due (a slow poll
+stays as a safety net, e.g. for a database without change streams).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ UNAVAILABLE_EVERY = 1.0
 
 class DeliveryWorker:
     def __init__(self, outbox: Outbox, connectors: ConnectorLookup, *, concurrency: int = 16,
-                 per_account: int | None = None, poll_interval: float = 1.0,
+                 per_account: int | None = None, poll_interval: float = 5.0,
                  send_timeout: float | None = None, clock_sync_interval: float = 300.0,
                  unavailable: Unavailable | None = None) -> None:
         self.outbox = outbox
@@ -76,6 +77,8 @@ class DeliveryWorker:
         self._paused: dict[str, float] = {}  # account → monotonic time it may be claimed again
         self._failures: Counter[str] = Counter()
         self._runner: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._next_due: float | None = None  # monotonic time the next retry comes due
         self._stopping = False
         self.sent = 0
         outbox.subscribe(self.wake)
@@ -90,12 +93,18 @@ class DeliveryWorker:
         self._stopping = False
         await self.outbox.sync_clock()
         self._runner = asyncio.create_task(self._run(), name="delivery-claimer")
+        self._watcher = asyncio.create_task(self._watch(), name="delivery-watcher")
 
     async def stop(self, *, grace: float = 10.0) -> None:
         """Stop claiming, let sends in flight finish for `grace` s, then cancel the rest (their
         leases expire and another process, or the next start, retries them)."""
         self._stopping = True
         self._wake.set()
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
         if self._runner is not None:
             await self._runner
             self._runner = None
@@ -126,8 +135,39 @@ class DeliveryWorker:
                 if claim is not None:
                     self._spawn(claim)
                     continue
+                await self._learn_next_due()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._idle_timeout())
+
+    async def _watch(self) -> None:
+        """Wake on every change of the outbox: a reply queued or released by any process."""
+        backoff = 0.5
+        while not self._stopping:
+            try:
+                async with await self.outbox.coll.watch(
+                        [{"$match": {"operationType": {"$in": ["insert", "update",
+                                                              "replace"]}}}]) as stream:
+                    backoff = 0.5
+                    self.wake()  # whatever was queued while the stream was down
+                    async for _ in stream:
+                        self.wake()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.info("outbox change stream unavailable (%s); polling meanwhile",
+                         type(exc).__name__)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _learn_next_due(self) -> None:
+        """When the next pending reply comes due, so an idle worker sleeps until then."""
+        try:
+            when = await self.outbox.next_due()
+        except Exception:
+            self._next_due = None
+            return
+        ahead = (when - self.outbox.clock.now()).total_seconds() if when else 0.0
+        self._next_due = time.monotonic() + ahead if ahead > 0 else None
 
     def _spawn(self, claim: Claim) -> None:
         self._inflight[claim.account_id] += 1
@@ -157,6 +197,10 @@ class DeliveryWorker:
         timeout = self.poll_interval
         if self._paused:
             timeout = min(timeout, min(self._paused.values()) - time.monotonic())
+        if self._next_due is not None:
+            timeout = min(timeout, self._next_due - time.monotonic())
+        if self._shared:  # an account held back by the database: look again soon
+            timeout = min(timeout, UNAVAILABLE_EVERY)
         return max(timeout, 0.01)
 
     def _pause(self, account: str, seconds: float) -> None:

@@ -1,8 +1,8 @@
 """The collections team work adds, and their indexes: small ones beside the inbox's.
 
-Nothing here adds an index to `conversations`; `messages` gets one partial index (failed
-replies, see `FAILED_INDEX`). Every list query is an equality prefix plus a range on its sort
-key, like the inbox's (inbox/db.py).
+Nothing here adds an index to `conversations` or `messages`; the `outbox` (replies/outbox.py)
+gets one partial index (failed replies, see `FAILED_INDEX`). Every list query is an equality
+prefix plus a range on its sort key, like the inbox's (inbox/db.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from inbox.db import Database
 FAILED_INDEX = "failed_replies"
 
 INDEXES: dict[str, list[IndexModel]] = {
-    "messages": [IndexModel([("delivery.failed_at", DESCENDING), ("_id", DESCENDING)],
+    # in the outbox, which holds every reply's delivery state (the messages only mirror it),
+    # so an inbound message's insert pays for no index of it
+    "outbox": [IndexModel([("delivery.failed_at", DESCENDING), ("_id", DESCENDING)],
                             name=FAILED_INDEX,
                             partialFilterExpression={"delivery.state": "failed"})],
     # a team's queue in the order it is served: priority first, then who waited longest

@@ -16,7 +16,7 @@ what it found with a cursor to go on from where it stopped.
 
 The index is written by one process at a time (`Indexer`, a lease in `meta`) from the
 `messages` change stream (inserts, and edits of the text), off the acknowledgement path; after
-a lost resume token it re-reads the messages stored since its watermark by `_id`.
+a lost resume token it re-reads the messages stored since its watermark (see `catch_up`).
 """
 
 from __future__ import annotations
@@ -353,13 +353,20 @@ class Indexer:
         return result.matched_count == 1
 
     async def catch_up(self, through: datetime | None) -> int:
-        """Index every message stored since `through` (by `_id`: its time is in it)."""
+        """Index every message stored (or edited) since `through`.
+
+        One pass over the collection in storage order: message ids are derived from the
+        platform's ids (inbox/ids.py) and carry no time, and the `sk` index orders by the
+        platform's time, which a late delivery (a poll after an outage) puts in the past. It
+        runs only when the change stream's resume token is gone (first start, lost history),
+        and behind ingest."""
         since = (through or datetime.now(UTC)) - MARGIN
-        lo = ObjectId.from_datetime(since)
+        flt = {"$or": [{"received_at": {"$gte": since}}, {"created_at": {"$gte": since}},
+                       {"edited_at": {"$gte": since}}]}
         batch: list[Doc] = []
         count = 0
-        async for doc in self.db.messages.find({"_id": {"$gte": lo}}, _FIELDS,
-                                               hint=[("_id", 1)]):
+        async for doc in self.db.messages.find(flt, _FIELDS, hint={"$natural": 1},
+                                               batch_size=256):
             batch.append(doc)
             if len(batch) >= 256:
                 count += await self.write(batch)

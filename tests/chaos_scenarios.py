@@ -85,12 +85,38 @@ class WebhookCrash(Figures):
     duplicates: int
     conversations_with_stale_counters: int
     restart_seconds: float
+    listed_seconds: float  # after the restart: every acknowledged message listed by the API
+
+
+async def listed(http: aiohttp.ClientSession, serve: Serve, people: People) -> set[str]:
+    """The external ids GET /api/conversations + /messages list, every page of both."""
+    found: set[str] = set()
+    cursor: str | None = None
+    while True:
+        params = {"limit": "200", "status": "", **({"cursor": cursor} if cursor else {})}
+        async with http.get(f"{serve.url}/api/conversations", headers=people.headers(),
+                            params={k: v for k, v in params.items() if v}) as resp:
+            page = await resp.json()
+        for conv in page["items"]:
+            mcursor: str | None = None
+            while True:
+                q = {"limit": "200", **({"cursor": mcursor} if mcursor else {})}
+                async with http.get(f"{serve.url}/api/conversations/{conv['id']}/messages",
+                                    headers=people.headers(), params=q) as resp:
+                    msgs = await resp.json()
+                found.update(m["external_id"] for m in msgs["items"] if m.get("external_id"))
+                mcursor = msgs.get("next_cursor")
+                if not mcursor:
+                    break
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return found
 
 
 async def webhook_crash(serve: Serve, sandbox: TelegramSandbox, bot_token: str, *, n: int,
                         kill_at: int, concurrency: int = 16) -> WebhookCrash:
     async with aiohttp.ClientSession() as http:
-        _, account_id, secret = await _setup(serve, sandbox, bot_token, http)
+        people, account_id, secret = await _setup(serve, sandbox, bot_token, http)
         updates = make_updates(n)
         outcome = Outcome()
         load = asyncio.create_task(post_all(http, _hook(serve, account_id), secret, updates,
@@ -107,6 +133,12 @@ async def webhook_crash(serve: Serve, sandbox: TelegramSandbox, bot_token: str, 
         restarted = time.monotonic()
         await serve.start()
         restart_seconds = time.monotonic() - restarted
+        wanted = set(acked.values())
+
+        async def all_listed() -> bool:
+            return wanted <= await listed(http, serve, people)
+        await wait_until(all_listed, 60, "every acknowledged message to be listed", every=0.1)
+        listed_seconds = time.monotonic() - restarted
         client, db = open_db(serve.db_uri(), serve.db_name)
         try:
             stored = await stored_inbound(db, account_id)
@@ -128,7 +160,8 @@ async def webhook_crash(serve: Serve, sandbox: TelegramSandbox, bot_token: str, 
             await client.close()
         await serve.stop()
     return WebhookCrash(n, acked_at_kill, in_flight, stored_unacked, len(lost), posts,
-                        sum(final.values()), duplicates, drift, round(restart_seconds, 2))
+                        sum(final.values()), duplicates, drift, round(restart_seconds, 2),
+                        round(listed_seconds, 2))
 
 
 async def _true(value: bool) -> bool:
@@ -164,6 +197,11 @@ async def reply_crash(serve: Serve, sandbox: TelegramSandbox, bot_token: str, *,
         for update in make_updates(conversations, chats=conversations, chat_base=chats[0]):
             assert await post_update(http, _hook(serve, account_id), secret, update) == 200
         client, db = open_db(serve.db_uri(), serve.db_name)
+
+        async def created() -> bool:  # conversations are created behind the acknowledgement
+            return await db.conversations.count_documents(
+                {"account_id": account_id}) == conversations
+        await wait_until(created, 15, "the conversations to be created")
         conv_of = {int(c["thread_key"]): str(c["_id"]) async for c in db.conversations.find(
             {"account_id": account_id})}
         await client.close()

@@ -1,7 +1,7 @@
 """Real mail servers for the email connector's tests: Dovecot (IMAP) and aiosmtpd (SMTP).
 
-Dovecot (connectors/email/dovecot.py) is started once per test session; every user name logs
-in with `PASSWORD`, and each test uses its own user, so each test has its own mailbox.
+Dovecot (connectors/email/dovecot.py) is started once per test session; each test makes its
+own user (`dovecot.new_user()`, password `PASSWORD`), so each test has its own mailbox.
 
 Import the fixtures from this module in a test module (`from tests.email_servers import
 dovecot, smtp_server  # noqa: F401`). They would belong in tests/conftest.py once more than
@@ -34,7 +34,8 @@ __all__ = ["PASSWORD", "Dovecot", "account_options", "dovecot", "free_port", "sm
 @pytest.fixture(scope="session")
 def dovecot() -> Iterator[Dovecot]:
     if find_binary() is None:
-        pytest.skip(f"Dovecot is not installed: apt-get install -y {APT_PACKAGE}")
+        pytest.skip(f"Dovecot is not installed (no `dovecot` binary): `apt-get install -y "
+                    f"{APT_PACKAGE}`, as `make system` does; CI has it")
     server = start_dovecot(Path(tempfile.mkdtemp(prefix="sb-dovecot-")))
     try:
         yield server

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from inbox.models import AccountId, Author, InboundMessage
 from inbox.store import Store
@@ -74,3 +75,11 @@ def telegram_render(text: str, *, name: str = "王小明", title: str | None = N
         credentials={"bot_token": Secret(RENDER_TOKEN)}), None)  # type: ignore[arg-type]
     return connector.render(who, text, RenderContext(first_reply=first_reply,
                                                      customer_locale=locale))
+
+
+async def ingest_settled(store: Store, msg: InboundMessage) -> Any:
+    """Ingest, then wait for the conversation and its summary, which follow the
+    acknowledgement (inbox/summaries.py): what a test that reads the conversation needs."""
+    result = await store.ingest(msg)
+    await store.settle()
+    return result

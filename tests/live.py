@@ -78,3 +78,17 @@ async def wait_for(predicate: Callable[[], Awaitable[Any]], timeout: float = 10.
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+async def listed_conversations(live: Live, n: int = 1, timeout: float = 10.0,
+                               **query: str) -> list[dict[str, Any]]:
+    """GET /api/conversations until it lists `n` (they are created behind the webhook's
+    acknowledgement, inbox/summaries.py)."""
+    async def enough() -> list[dict[str, Any]] | None:
+        resp = await live.http.get(f"{live.url}/api/conversations", headers=live.headers,
+                                   params=query)
+        items = list((await resp.json())["items"])
+        return items if len(items) >= n else None
+
+    found: list[dict[str, Any]] = await wait_for(enough, timeout)
+    return found

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from tests.helpers import inbound, seed_conversations
+from tests.helpers import inbound, ingest_settled, seed_conversations
 from web.app import Services
 
 
@@ -46,7 +46,7 @@ async def test_cursor_pages_cover_everything_once(client: TestClient, services: 
 async def test_filters_status_platform_assignee(client: TestClient, services: Services,
                                                 agent: dict[str, Any]) -> None:
     ids = await seed_conversations(services.store, 4)
-    await services.store.ingest(inbound(1, thread="x1", platform="slack", account="acc2"))
+    await ingest_settled(services.store, inbound(1, thread="x1", platform="slack", account="acc2"))
     me = str(agent["doc"]["_id"])
     h = agent["headers"]
     assert (await client.patch(f"/api/conversations/{ids[0]}", headers=h,
@@ -70,7 +70,7 @@ async def test_filters_status_platform_assignee(client: TestClient, services: Se
 async def test_messages_page_newest_first_with_cursor(client: TestClient, services: Services,
                                                       agent: dict[str, Any]) -> None:
     for n in range(7):
-        r = await services.store.ingest(inbound(n))
+        r = await ingest_settled(services.store, inbound(n))
     url = f"/api/conversations/{r.conversation_id}/messages?limit=3"
     body = await (await client.get(url, headers=agent["headers"])).json()
     assert [m["text"] for m in body["items"]] == ["message 6", "message 5", "message 4"]
@@ -84,7 +84,7 @@ async def test_messages_page_newest_first_with_cursor(client: TestClient, servic
 
 async def test_reading_clears_unread(client: TestClient, services: Services,
                                      agent: dict[str, Any]) -> None:
-    r = await services.store.ingest(inbound(1))
+    r = await ingest_settled(services.store, inbound(1))
     resp = await client.post(f"/api/conversations/{r.conversation_id}/read",
                              headers=agent["headers"])
     assert (await resp.json())["unread"] == 0
@@ -93,7 +93,7 @@ async def test_reading_clears_unread(client: TestClient, services: Services,
 async def test_errors_have_the_right_status(client: TestClient, services: Services,
                                             agent: dict[str, Any]) -> None:
     h = agent["headers"]
-    r = await services.store.ingest(inbound(1))
+    r = await ingest_settled(services.store, inbound(1))
     cases = [
         (await client.get("/api/conversations/nope", headers=h), 404, "not_found"),
         (await client.get("/api/conversations/0123456789abcdef01234567", headers=h), 404,
@@ -117,7 +117,7 @@ async def test_errors_have_the_right_status(client: TestClient, services: Servic
 
 async def test_oversized_body_is_413(client: TestClient, services: Services,
                                      agent: dict[str, Any]) -> None:
-    r = await services.store.ingest(inbound(1))
+    r = await ingest_settled(services.store, inbound(1))
     big = b'{"status": "' + b"x" * 2_000_000 + b'"}'
     resp = await client.patch(f"/api/conversations/{r.conversation_id}",
                               headers={**agent["headers"], "Content-Type": "application/json"},

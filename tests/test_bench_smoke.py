@@ -17,7 +17,11 @@ async def test_quick_benchmark_run_produces_every_figure(mongo_uri: str, tmp_pat
     assert set(figures) == {"ingest", "live", "replies", "queries", "search"}
     ingest = figures["ingest"]
     assert ingest["messages_in_db"] == ingest["messages_acked"] > 0
-    assert all(level["errors"] == {} for level in ingest["levels"])
+    for run in ingest["runs"].values():
+        assert run["a_new_conversations"]["errors"] == {}
+        assert run["b_existing_conversations"]["errors"] == {}
+        assert all(level["errors"] == {} for level in run["open_loop"])
+        assert run["a_new_conversations"]["listed_after_ack"]["not_listed_within_10s"] == 0
     assert [s["messages"] for s in figures["queries"]["sizes"]] == [500, 1500]
     assert all(s["open_first_page"]["plan"]["all_ixscan"] for s in figures["queries"]["sizes"])
     assert figures["live"]["deliveries_missing"] == 0

@@ -73,3 +73,17 @@ async def test_database_hangs_then_dies_under_load(tmp_path: Path,
     assert stopped.probes_during_outage.get("503", 0) > 0 and stopped.embedded_restarts == 0
     # a dead one is restarted within seconds; requests in flight waited for it and were stored
     assert killed.embedded_restarts == 1
+
+
+async def test_kill_9_of_the_server_and_its_database_lists_every_acknowledged_message(
+        db: Database, tmp_path: Path, tg: TelegramSandbox) -> None:
+    """The embedded database dies with the server (as in production): after the restart,
+    conversations the dead process had not created yet are rebuilt from the messages."""
+    serve = Serve(tmp_path / "data", db.name)  # the embedded database, --sync-on-commit
+    try:
+        figures = await webhook_crash(serve, tg, BOT_TOKEN, n=120, kill_at=40, concurrency=32)
+    finally:
+        await serve.stop()
+    print(figures.line())
+    assert figures.lost_acked == 0 and figures.duplicates == 0
+    assert figures.conversations_with_stale_counters == 0

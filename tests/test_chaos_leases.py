@@ -26,7 +26,7 @@ from inbox.store import Store
 from replies.outbox import Outbox, outbound_of
 from replies.worker import DeliveryWorker
 from tests.conftest import BOT_ID, BOT_TOKEN
-from tests.helpers import telegram_connector, telegram_render
+from tests.helpers import ingest_settled, telegram_connector, telegram_render
 from web.settings import DeliverySettings
 
 
@@ -74,10 +74,11 @@ async def account_and_conversation(store: Store, sandbox: TelegramSandbox) -> tu
                                         "mode": "polling", "lease": None, "cursors": {}})
     connector = telegram_connector(store, str(oid), sandbox.base_url, BOT_TOKEN,
                                    bot_id=str(BOT_ID))
-    result = await store.ingest(InboundMessage(
+    result = await ingest_settled(store, InboundMessage(
         account_id=AccountId(str(oid)), platform="telegram", external_id="640000001:1",
         thread_key="640000001", kind="dm", author=Author(user_id="640000001", name="Ann"),
         text="hello?", platform_ts=datetime.now(UTC)))
+    await store.settle()  # the conversation is created behind the acknowledgement
     return connector, await store.get_conversation(result.conversation_id)
 
 
@@ -112,7 +113,7 @@ async def test_hosts_with_wrong_wall_clocks_lease_on_the_database_clock(
     assert abs((lease_until - await db_now(store)) - timedelta(seconds=30)) < timedelta(seconds=2)
     wall.step = timedelta(0)
     assert await host_b.claim() is None  # the lease holds on B
-    stored = await store.db.messages.find_one({"_id": doc["_id"]})
+    stored = await store.db.outbox.find_one({"_id": doc["_id"]})  # the queue entry
     assert stored["delivery"]["state"] == "sending"
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from connectors.registry import CONNECTORS
 from inbox.db import Database
-from tests.live import Live, live_server, wait_for
+from tests.live import Live, listed_conversations, live_server, wait_for
 from tests.madeup_platform import ParrotConnector, ParrotPlatform, signature, xml_message
 
 KEY = "parrot-key-1"
@@ -113,8 +113,7 @@ async def test_replies_go_out_through_the_made_up_connector(live: Live,
     account = await add(live, parrot, "webhook")
     await live.http.post(f"{live.url}/webhooks/parrot/{account['id']}", params=signed(),
                          data=xml_message(ACCOUNT, "cust-4", "can you help?", "r1"))
-    conv = (await (await live.http.get(f"{live.url}/api/conversations",
-                                       headers=live.headers)).json())["items"][0]
+    (conv,) = await listed_conversations(live)
     compose = await (await live.http.get(f"{live.url}/api/conversations/{conv['id']}/compose",
                                          params={"text": "Sure"}, headers=live.headers)).json()
     assert compose["limit"] == 100 and compose["used"] == len(compose["text"])

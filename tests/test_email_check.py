@@ -117,3 +117,18 @@ def test_strings_have_the_same_keys_and_every_code() -> None:
         assert f"{kind}.{field.name}" in strings["en"]
         assert f"{kind}.{field.name}.help" in strings["en"]
     assert "notice.insecure_connection" in strings["en"] and "mode.imap" in strings["en"]
+
+
+def test_notices_read_the_stored_account() -> None:
+    """The host passes the account as stored now; a server without IDLE is a note."""
+    conn = build(account_options(None, None, "x"), username="a")
+    stored = {"options": {**account_options(None, None, "x"), "smtp_host": "smtp.acme.example",
+                          "smtp_port": None, "poll_seconds": 30.0},
+              "info": {"idle": False}, "mode": "imap", "status": "active", "usage": {},
+              "inbound_note": None}
+    assert conn.notices(stored) == [
+        Notice("notice.insecure_connection", "warning", {"host": "smtp.acme.example",
+                                                         "port": 25}),
+        Notice("notice.no_idle", "info", {"seconds": 30})]
+    assert conn.notices({**stored, "options": account_options(None, None, "x"),
+                         "info": {"idle": True}}) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from connectors.email.connector import EmailConnector
-from connectors.email.imap_session import CURSOR, ImapSession
+from connectors.email.imap_session import CURSOR, Folder, ImapSession
 from inbox.models import CredentialsRefused, DeliveryReport, InboundMessage
 from tests.email_runtime import RecordingRuntime, email_account
 from tests.email_servers import Dovecot, account_options, dovecot
@@ -251,3 +252,23 @@ async def test_stopping_the_session_is_prompt(dovecot: Dovecot) -> None:
         began = time.monotonic()
         await running.stop()
         assert time.monotonic() - began < 2.0
+
+
+def test_a_mail_announced_outside_idle_is_not_missed(dovecot: Dovecot) -> None:
+    """Dovecot answers a SEARCH from the view the command started with and announces a mail
+    that arrived meanwhile as `* n EXISTS` with that answer; it does not announce it again in
+    IDLE. The folder sees the announcement and does not go to sleep on it."""
+    user = dovecot.new_user()
+    dovecot.append(user, customer_mail(1))
+    with dovecot.client(user) as client:
+        folder = Folder(client, "INBOX")
+        folder.select()
+        assert folder.uids_after(0) == [1]
+        dovecot.append(user, customer_mail(2))
+        time.sleep(0.1)
+        seen = folder.uids_after(1)  # may or may not see UID 2 yet: the race being closed
+        began = time.monotonic()
+        assert folder.wait(threading.Event(), 5) is True
+        assert seen == [2] or time.monotonic() - began < 0.2
+        assert folder.uids_after(1) == [2]
+        assert folder.wait(threading.Event(), 0.6) is False  # nothing new: IDLE, quietly

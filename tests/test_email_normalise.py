@@ -93,7 +93,7 @@ def test_a_new_mail_starts_its_own_thread() -> None:
     msg = message(load("message__plain_basic"))
     assert msg.thread_key == msg.external_id
     assert msg.external_id == "6B7EC235-5B17-4CA8-B2B8-39290DEB43A3@test.lindsaar.net"
-    assert msg.thread_aliases == (msg.external_id,) and msg.kind == "email"
+    assert msg.thread_aliases == (msg.external_id,) and msg.kind == "dm"
 
 
 def test_reply_to_different_from_the_author_is_the_reply_route() -> None:

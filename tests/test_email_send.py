@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
+import re
 from email.headerregistry import Address
 
 import pytest
 
 from connectors.email.connector import EmailConnector
-from connectors.email.normalise import normalise
+from connectors.email.normalise import normalise, our_message_id
+from connectors.email.sandbox import bounce_of
 from connectors.email.sandbox_smtp import SmtpSandbox
 from inbox.models import (
     AccountId,
     AgentIdentity,
     ConversationId,
     CredentialsRefused,
+    DeliveryReport,
     Ignored,
     MessageId,
     OutboundMessage,
@@ -43,7 +46,7 @@ def outbound(conn: EmailConnector, text: str = "您的订单已发货。", **fie
     values: dict[str, object] = {
         "message_id": MessageId("64f0c0ffee0000000000beef"),
         "conversation_id": ConversationId("conv-1"), "account_id": AccountId("acc-email-1"),
-        "thread_key": "root@customer.example", "text": text, "kind": "email",
+        "thread_key": "root@customer.example", "text": text, "kind": "dm",
         "reply_to": "latest@customer.example", "reply_to_author": "lilei@customer.example",
         "references": ("root@customer.example", "middle@acme.example"), "rendered": rendered}
     values.update(fields)
@@ -166,3 +169,41 @@ async def test_a_failing_send_logs_no_secret(smtp_server: SmtpSandbox,
         await conn.send(outbound(conn))
     assert PASSWORD not in caplog.text and PASSWORD not in str(caught.value)
     assert PASSWORD not in repr(conn.account)
+
+
+async def test_the_message_id_names_our_reply_and_is_a_thread_alias(
+        smtp_server: SmtpSandbox) -> None:
+    conn = connector(smtp_server)
+    delivery = await conn.send(outbound(conn))
+    assert delivery.external_id.startswith("sb.64f0c0ffee0000000000beef.")
+    assert our_message_id(delivery.external_id) == "64f0c0ffee0000000000beef"
+    assert delivery.thread_alias == delivery.external_id  # the customer's answer names it
+    again = await conn.send(outbound(conn))
+    assert again.external_id != delivery.external_id
+
+
+async def test_the_reply_route_wins_over_the_author_the_host_names(
+        smtp_server: SmtpSandbox) -> None:
+    """The host fills `recipients` with the answered mail's author; its Reply-To still wins."""
+    conn = connector(smtp_server)
+    await conn.send(outbound(conn, recipients=("lilei@customer.example",),
+                             reply_route={"to": ["form-user@customer.example"]}))
+    (sent,) = await smtp_server.wait_for_sent(1)
+    assert sent.rcpt_tos == ["form-user@customer.example"]
+
+
+@pytest.mark.parametrize("returned", ["as sent", "Message-ID only", "Message-ID rewritten"])
+async def test_a_bounce_of_our_reply_names_it(smtp_server: SmtpSandbox, returned: str) -> None:
+    """Which reply bounced is read from the Message-ID we gave it, or from our X-Switchboard
+    header when a relay replaced the Message-ID."""
+    conn = connector(smtp_server)
+    await conn.send(outbound(conn))
+    (sent,) = await smtp_server.wait_for_sent(1)
+    if returned == "Message-ID only":
+        sent.data = re.sub(rb"X-Switchboard: [^\r\n]*\r\n", b"", sent.data)
+    elif returned == "Message-ID rewritten":
+        sent.data = re.sub(rb"Message-ID: [^\r\n]*", b"Message-ID: <relay-1@mx.example>",
+                           sent.data)
+    report = normalise(bounce_of(sent), conn.account)
+    assert isinstance(report, DeliveryReport) and report.message_id == "64f0c0ffee0000000000beef"
+    assert "550 5.1.1 The email account that you tried to reach does not exist." in report.reason

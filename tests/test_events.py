@@ -12,7 +12,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 from pymongo.errors import OperationFailure
 
-from tests.helpers import inbound
+from tests.helpers import inbound, ingest_settled
 from web.app import Services
 from web.events import EventHub, decode_id, encode_id, hub_of
 
@@ -80,7 +80,7 @@ def secret_raw(msg: Any) -> Any:
 async def test_new_message_gives_conversation_and_message_events(
         client: TestClient, services: Services, agent: dict[str, Any]) -> None:
     stream = await open_stream(client, agent)
-    result = await services.store.ingest(secret_raw(inbound(1, text="你好")))
+    result = await ingest_settled(services.store, secret_raw(inbound(1, text="你好")))
     seen: dict[str, dict[str, Any]] = {}
     while not ("message" in seen and seen.get("conversation", {}).get("data", {}).get("unread")):
         event = await stream.next()
@@ -97,11 +97,11 @@ async def test_new_message_gives_conversation_and_message_events(
 
 async def test_filters_by_type_and_conversation(
         client: TestClient, services: Services, agent: dict[str, Any]) -> None:
-    first = await services.store.ingest(inbound(1, thread="a", user="a"))
+    first = await ingest_settled(services.store, inbound(1, thread="a", user="a"))
     inbox = await open_stream(client, agent, "?types=conversation")
     thread = await open_stream(client, agent, f"?conversation={first.conversation_id}")
-    await services.store.ingest(inbound(2, thread="b", user="b", text="other"))
-    await services.store.ingest(inbound(3, thread="a", user="a", text="mine"))
+    await ingest_settled(services.store, inbound(2, thread="b", user="b", text="other"))
+    await ingest_settled(services.store, inbound(3, thread="a", user="a", text="mine"))
     got = await thread.until(lambda e: e["event"] == "message")
     assert got["data"]["text"] == "mine"
     seen = [await inbox.next() for _ in range(2)]
@@ -115,15 +115,15 @@ async def test_filters_by_type_and_conversation(
 async def test_reconnect_with_last_event_id_gets_what_was_missed(
         client: TestClient, services: Services, agent: dict[str, Any]) -> None:
     stream = await open_stream(client, agent, "?types=message")
-    await services.store.ingest(inbound(1, text="before"))
+    await ingest_settled(services.store, inbound(1, text="before"))
     last = await stream.until(lambda e: e["event"] == "message")
     stream.resp.close()
     for n in range(2, 5):
-        await services.store.ingest(inbound(n, text=f"missed {n}"))
+        await ingest_settled(services.store, inbound(n, text=f"missed {n}"))
     again = await open_stream(client, agent, "?types=message", last_event_id=last["id"])
     texts = [(await again.next())["data"]["text"] for _ in range(3)]
     assert texts == ["missed 2", "missed 3", "missed 4"]
-    await services.store.ingest(inbound(5, text="live"))
+    await ingest_settled(services.store, inbound(5, text="live"))
     assert (await again.next())["data"]["text"] == "live"
     assert await again.quiet(0.3) == []
 
@@ -132,19 +132,19 @@ async def test_resume_from_a_token_this_process_never_saw(
         client: TestClient, services: Services, agent: dict[str, Any]) -> None:
     """Another process (or a restart): a catch-up change stream, spliced without duplicates."""
     stream = await open_stream(client, agent, "?types=message")
-    await services.store.ingest(inbound(1, text="seen"))
+    await ingest_settled(services.store, inbound(1, text="seen"))
     last = await stream.until(lambda e: e["event"] == "message")
     stream.resp.close()
     await services.events.stop()
     services.events = EventHub(services.db, max_await_ms=100)  # a fresh process's hub
     for n in range(2, 4):
-        await services.store.ingest(inbound(n, text=f"missed {n}"))
+        await ingest_settled(services.store, inbound(n, text=f"missed {n}"))
     await hub_of(client.app).start()
-    await services.store.ingest(inbound(4, text="after restart"))
+    await ingest_settled(services.store, inbound(4, text="after restart"))
     again = await open_stream(client, agent, "?types=message", last_event_id=last["id"])
     texts = [(await again.next())["data"]["text"] for _ in range(3)]
     assert texts == ["missed 2", "missed 3", "after restart"]
-    await services.store.ingest(inbound(5, text="live"))
+    await ingest_settled(services.store, inbound(5, text="live"))
     assert (await again.next())["data"]["text"] == "live"
     assert await again.quiet(0.3) == []
 
@@ -154,7 +154,7 @@ async def test_a_page_mark_resumes_from_the_render(
     hub = hub_of(client.app)
     mark = await hub.mark()
     assert mark
-    await services.store.ingest(inbound(1, text="between render and connect"))
+    await ingest_settled(services.store, inbound(1, text="between render and connect"))
     await asyncio.sleep(0.2)
     stream = await open_stream(client, agent, f"?types=message&since={mark}")
     assert (await stream.next())["data"]["text"] == "between render and connect"
@@ -166,7 +166,7 @@ async def test_unusable_resume_token_asks_for_reload(
     stream = await open_stream(client, agent, last_event_id=token)
     event = await stream.next()
     assert event["event"] == "reload"
-    await services.store.ingest(inbound(1, text="still live after reload"))
+    await ingest_settled(services.store, inbound(1, text="still live after reload"))
     got = await stream.until(lambda e: e["event"] == "message")
     assert got["data"]["text"] == "still live after reload"
 
@@ -195,7 +195,7 @@ async def test_history_lost_286_asks_for_reload(
 async def test_one_change_stream_serves_every_client(
         client: TestClient, services: Services, agent: dict[str, Any]) -> None:
     streams = [await open_stream(client, agent, "?types=conversation") for _ in range(8)]
-    await services.store.ingest(inbound(1))
+    await ingest_settled(services.store, inbound(1))
     for s in streams:
         assert (await s.next())["event"] == "conversation"
     hub = hub_of(client.app)
@@ -228,7 +228,7 @@ async def test_a_client_that_cannot_keep_up_is_disconnected(
     sub = await hub.subscribe()
     sub.queue = asyncio.Queue(2)
     for n in range(4):
-        await services.store.ingest(inbound(n, thread=str(n), user=str(n)))
+        await ingest_settled(services.store, inbound(n, thread=str(n), user=str(n)))
     async with asyncio.timeout(5):
         while not sub.overflowed:
             await asyncio.sleep(0.02)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from bson import ObjectId
+
+from inbox.ingest import UnstorableMessage
 from inbox.models import AccountId, Attachment, Author, InboundMessage
 from inbox.store import Store
 
@@ -47,6 +51,8 @@ async def test_threads_by_account_and_thread_key(store: Store) -> None:
     d = await store.ingest(inbound(1, thread="chat-1", account=AccountId("acc2")))
     assert a.conversation_id == b.conversation_id
     assert len({a.conversation_id, c.conversation_id, d.conversation_id}) == 3
+    await store.settle()  # conversations and contacts are created behind the acknowledgement
+    assert await store.db.conversations.count_documents({}) == 3
     assert await store.db.contacts.count_documents({}) == 3
 
 
@@ -55,8 +61,8 @@ async def test_many_concurrent_messages_across_conversations(store: Store) -> No
     results = await asyncio.gather(*[store.ingest(m) for m in msgs])
     assert all(r.created for r in results)
     assert await store.db.messages.count_documents({}) == 140
-    assert await store.db.conversations.count_documents({}) == 7
     await store.settle()
+    assert await store.db.conversations.count_documents({}) == 7
     for conv in await store.db.conversations.find({}).to_list():
         assert conv["unread"] == 20 and conv["message_count"] == 20
     assert store.ingestor.batches < 140
@@ -99,3 +105,48 @@ async def test_edit_of_an_unseen_message_stores_it(store: Store) -> None:
     r = await store.ingest(edit)
     assert r.created
     assert (await store.get_message(r.message_id))["edited"] is True
+
+
+async def test_the_acknowledgement_waits_for_the_message_only(store: Store) -> None:
+    """The conversation and contact are made behind it, filled in, and listed."""
+    r = await store.ingest(inbound(1, text="first words"))
+    assert await store.db.messages.count_documents({}) == 1
+    await store.settle()
+    conv = await store.get_conversation(r.conversation_id)
+    assert conv["message_count"] == 1 and conv["unread"] == 1
+    assert conv["preview"] == "first words" and conv["status"] == "open"
+    contact = await store.db.contacts.find_one({"_id": ObjectId(conv["contact_id"])})
+    assert contact is not None and contact["name"] == "王小明"
+    listed, _ = await store.list_conversations(status="open")
+    assert [str(c["_id"]) for c in listed] == [r.conversation_id]
+
+
+async def test_ids_are_the_same_in_every_process(db: Any) -> None:
+    one, two = Store(db), Store(db)
+    await one.setup()
+    await two.setup()
+    a, b = await asyncio.gather(one.ingest(inbound(1)), two.ingest(inbound(1)))
+    assert a.message_id == b.message_id and a.conversation_id == b.conversation_id
+    assert sum((a.created, b.created)) == 1
+    await one.settle()
+    await two.settle()
+    assert await db.conversations.count_documents({}) == 1
+    conv = await db.conversations.find_one({})
+    assert conv["message_count"] == 1
+    await one.close()
+    await two.close()
+
+
+async def test_an_unstorable_message_fails_alone(store: Store) -> None:
+    bad = replace(inbound(1, thread="chat-bad"), raw={"x": 2**70})
+    deep: dict[str, Any] = {}
+    for _ in range(200):
+        deep = {"a": deep}
+    deeper = replace(inbound(2, thread="chat-deep"), raw=deep)
+    results = await asyncio.gather(store.ingest(bad), store.ingest(inbound(3)),
+                                   store.ingest(deeper), return_exceptions=True)
+    assert isinstance(results[0], UnstorableMessage)
+    assert isinstance(results[2], UnstorableMessage)
+    assert not isinstance(results[1], Exception) and results[1].created
+    await store.settle()
+    assert await store.db.conversations.count_documents({}) == 1

@@ -22,7 +22,7 @@ from inbox.models import (
 from inbox.store import NotFound, Store
 from replies.outbox import Claim, NotRetryable, Outbox, ReplyContext, is_first_reply, outbound_of
 from replies.timing import DbClock, FixedClock, backoff_delay
-from tests.helpers import telegram_render
+from tests.helpers import ingest_settled, telegram_render
 from web.settings import DeliverySettings
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -33,10 +33,11 @@ Doc = dict[str, Any]
 
 
 async def conversation(store: Store, thread: str = "chat-1", account: str = "acc1") -> Doc:
-    result = await store.ingest(InboundMessage(
+    result = await ingest_settled(store, InboundMessage(
         account_id=AccountId(account), platform="telegram", external_id=f"{thread}:1",
         thread_key=thread, kind="dm", author=Author(user_id="u1", name="Ann"), text="help!",
         platform_ts=T0))
+    await store.settle()  # the conversation is created behind the acknowledgement
     return await store.get_conversation(result.conversation_id)
 
 
@@ -54,6 +55,14 @@ async def reply(box: Outbox, conv: Doc, text: str = "On it", *, key: str | None 
 
 
 async def state(store: Store, doc: Doc) -> Doc:
+    """The reply's queue entry (the outbox), where the scheduling fields live."""
+    found = await store.db.outbox.find_one({"_id": doc["_id"]})
+    assert found is not None
+    return dict(found["delivery"])
+
+
+async def shown(store: Store, doc: Doc) -> Doc:
+    """The reply as the conversation shows it: the delivery state copied from the queue."""
     found = await store.db.messages.find_one({"_id": doc["_id"]})
     assert found is not None
     return dict(found["delivery"])
@@ -168,6 +177,27 @@ async def test_an_expired_lease_is_claimed_again_and_counted(store: Store) -> No
     assert await box.mark_sent(again, Delivery("tg-2")) is False
     stored = await store.get_message(str(doc["_id"]))
     assert stored["external_id"] == "tg-1" and stored["duplicate_external_ids"] == ["tg-2"]
+
+
+async def test_a_send_recorded_only_on_its_message_is_finished_not_sent_again(
+        store: Store) -> None:
+    """A worker killed between the two writes that end an attempt (the message first, then
+    the queue entry) leaves the entry `sending`; taking it back finishes it from the message."""
+    conv = await conversation(store)
+    clock = FixedClock(T0)
+    box = outbox(store, clock)
+    first, second = await reply(box, conv, "one"), await reply(box, conv, "two")
+    crashed = await box.claim()
+    assert crashed is not None and crashed.message_id == str(first["_id"])
+    await store.db.messages.update_one({"_id": first["_id"]}, {"$set": {
+        "delivery.state": "sent", "delivery.sent_at": T0, "delivery.attempts": 1,
+        "external_id": "tg-1"}})  # what the killed worker's mark_sent had written
+    clock.advance(31)
+    nxt = await box.claim()
+    assert nxt is not None and nxt.message_id == str(second["_id"])  # not `first` again
+    d = await state(store, first)
+    assert d["state"] == "sent" and "due_at" not in d and d["possibly_duplicated"] is False
+    assert (await store.get_message(str(first["_id"])))["external_id"] == "tg-1"
 
 
 async def test_sent_is_recorded(store: Store) -> None:
@@ -356,3 +386,39 @@ async def test_the_database_clock_is_close_to_ours(store: Store) -> None:
     clock = DbClock()
     await clock.sync(store.db)
     assert clock.synced and abs(clock.offset.total_seconds()) < 5
+
+
+async def test_the_shown_reply_follows_its_queue_entry(store: Store) -> None:
+    conv = await conversation(store)
+    box = outbox(store)
+    doc = await reply(box, conv)
+    assert (await shown(store, doc))["state"] == "queued"
+    claim = await box.claim()
+    assert claim is not None and (await state(store, doc))["state"] == "sending"
+    assert (await shown(store, doc))["state"] == "queued"  # a send in flight is not shown
+    await box.mark_sent(claim, Delivery(external_id="chat-1:99"))
+    shown_doc = await store.db.messages.find_one({"_id": doc["_id"]})
+    assert shown_doc["delivery"]["state"] == "sent" and shown_doc["external_id"] == "chat-1:99"
+    for queue_field in ("due_at", "lease_id", "lease_until", "blocked_by"):
+        assert queue_field not in shown_doc["delivery"]  # scheduling lives in the outbox only
+
+
+async def test_a_reply_whose_message_a_crash_lost_is_still_sent_and_shown(store: Store) -> None:
+    conv = await conversation(store)
+    box = outbox(store)
+    doc = await reply(box, conv, "written just before the crash")
+    await store.db.messages.delete_one({"_id": doc["_id"]})  # queued, then the process died
+    claim = await box.claim()
+    assert claim is not None
+    await box.mark_sent(claim, Delivery(external_id="chat-1:100"))
+    restored = await store.db.messages.find_one({"_id": doc["_id"]})
+    assert restored["text"] == "written just before the crash"
+    assert restored["delivery"]["state"] == "sent"
+
+
+async def test_inbound_messages_pay_for_one_secondary_index(store: Store) -> None:
+    """The write-heavy collections carry only what their queries need (inbox/db.py)."""
+    messages = {ix["name"] async for ix in await store.db.messages.list_indexes()}
+    assert messages == {"_id_", "conversation_id_1_sk_-1"}
+    queue = {ix["name"] async for ix in await store.db.outbox.list_indexes()}
+    assert queue == {"_id_", "delivery.due_at_1", "conversation_id_1_delivery.due_at_1"}

@@ -25,7 +25,7 @@ from inbox.models import (
 from inbox.store import NotFound, Store
 from replies.outbox import Outbox
 from replies.worker import DeliveryWorker
-from tests.helpers import host_runtime, telegram_render
+from tests.helpers import host_runtime, ingest_settled, telegram_render
 from web.settings import DeliverySettings
 
 Doc = dict[str, Any]
@@ -84,10 +84,11 @@ def lookup(connectors: dict[str, RecordingConnector],
 
 
 async def conversation(store: Store, thread: str, account: str = "acc1") -> Doc:
-    result = await store.ingest(InboundMessage(
+    result = await ingest_settled(store, InboundMessage(
         account_id=AccountId(account), platform="telegram", external_id=f"{thread}:1",
         thread_key=thread, kind="dm", author=Author(user_id="u1", name="Ann"), text="help",
         platform_ts=datetime.now(UTC)))
+    await store.settle()  # the conversation is created behind the acknowledgement
     return await store.get_conversation(result.conversation_id)
 
 

@@ -38,6 +38,7 @@ async def test_demo_customers_arrive_in_the_inbox(mongo_uri: str, db: Any, tmp_p
                 {"direction": "in"}).to_list()}
             assert {text for _, _, text, _ in SCRIPT} <= texts
             assert any("订单" in t for t in texts)  # some customers write in Chinese
+            await live.services.store.settle()  # conversations follow the acknowledgement
             shared = await live.services.db.conversations.find(
                 {"thread_key": {"$regex": f"^{SHARED_CHANNEL}:"}}).to_list()
             assert shared and all(c["kind"] == "group" for c in shared)

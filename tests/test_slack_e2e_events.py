@@ -165,6 +165,7 @@ async def test_the_author_is_enriched_after_storing(slack_e2e: SlackE2E) -> None
     assert contact["locale"] == "zh-CN" and contact["avatar_url"].endswith("_192.png")
     message = await slack_e2e.db.messages.find_one({})
     assert message["author"]["name"] == "王芳"
+    await slack_e2e.live.services.store.settle()  # conversations follow the acknowledgement
     conv = await slack_e2e.db.conversations.find_one({})
     assert conv["customer_locale"] == "zh-CN"
     # a second message of the same customer costs no second users.info call (cached)
@@ -233,5 +234,6 @@ async def test_a_mention_and_its_message_twin_are_one_message(slack_e2e: SlackE2
     (doc,) = await slack_e2e.stored(1)
     assert doc["external_id"] == "C0SUPPORT:1595926230.009600"
     assert doc["text"] == "Hi there! Can someone reset my 2FA?"
+    await slack_e2e.live.services.store.settle()
     assert await slack_e2e.db.conversations.count_documents(
         {"thread_key": "C0SUPPORT:1595926230.009600"}) == 1

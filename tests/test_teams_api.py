@@ -208,13 +208,15 @@ async def test_failed_replies_and_search(e2e: Live, tg: TelegramSandbox) -> None
     assert any(h["type"] == "conversation" for h in await wait_for(lambda: found("c900")))
     assert await found("退款") == []
 
-    mid = ObjectId()
-    await e2e.services.db.messages.insert_one({
+    mid = ObjectId()  # a reply as the outbox leaves it when it failed (and its message)
+    failed_reply = {
         "_id": mid, "sk": "0000000000000001." + str(mid), "conversation_id": str(conv["_id"]),
         "account_id": conv["account_id"], "platform": "telegram", "direction": "out",
         "text": "您好", "agent_name": "李经理", "attachments": [],
         "delivery": {"state": "failed", "attempts": 1, "failed_at": conv["created_at"],
-                     "error": {"code": "blocked", "message": "The customer blocked the bot."}}})
+                     "error": {"code": "blocked", "message": "The customer blocked the bot."}}}
+    await e2e.services.db.outbox.insert_one(dict(failed_reply))
+    await e2e.services.db.messages.insert_one(failed_reply)
     status, failed = await call(e2e, "GET", "/api/messages?delivery=failed")
     assert status == 200 and failed["count"] == 1
     assert failed["items"][0]["id"] == str(mid)

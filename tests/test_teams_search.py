@@ -97,6 +97,7 @@ async def test_the_indexer_follows_inserts_and_edits_and_catches_up(
     await db.meta.update_one({"_id": "search"}, {"$set": {"token": None,
                                                           "lease_until": datetime.now(UTC)}})
     await store.ingest(inbound(2, text="快递到哪里了"))
+    await store.settle()  # its conversation, made behind the acknowledgement, is how it is found
     three = Indexer(db)
     assert await three.catch_up(datetime.now(UTC) - timedelta(minutes=1)) >= 2
     assert await indexed("快递")

@@ -15,7 +15,7 @@ from bson import ObjectId
 from connectors.telegram.sandbox import TelegramSandbox
 from inbox.paging import make_sk
 from tests.conftest import ADMIN_PASSWORD, BOT_TOKEN
-from tests.helpers import inbound
+from tests.helpers import inbound, ingest_settled
 from tests.test_login import log_in
 from web.app import Services
 from web.i18n import (
@@ -174,7 +174,8 @@ async def zh_pages(client: TestClient, services: Services, admin: dict[str, Any]
         "api_base_url": tg.base_url, "credentials": {"bot_token": BOT_TOKEN}})
     assert create.status == 201, await create.text()
     account = await create.json()
-    result = await services.store.ingest(inbound(1, account=account["id"], text="你好，在吗？"))
+    result = await ingest_settled(services.store,
+                                  inbound(1, account=account["id"], text="你好，在吗？"))
     conv_id = result.conversation_id
     out_id = ObjectId()
     await services.db.messages.insert_one({

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from connectors.telegram.sandbox import TelegramSandbox
 from tests.conftest import ADMIN_PASSWORD, AGENT_PASSWORD, BOT_TOKEN
-from tests.helpers import inbound
+from tests.helpers import inbound, ingest_settled
 from tests.test_login import csrf_of, log_in
 from web.app import Services
 
@@ -52,7 +52,7 @@ def check_markup(html: str) -> Markup:
 
 async def test_pages_are_csp_clean_and_every_form_has_a_csrf_token(
         client: TestClient, services: Services, admin: dict[str, Any]) -> None:
-    result = await services.store.ingest(inbound(1, text="hello"))
+    result = await ingest_settled(services.store, inbound(1, text="hello"))
     await log_in(client, "boss", ADMIN_PASSWORD)
     for path in ("/", f"/conversations/{result.conversation_id}", "/admin/accounts",
                  "/admin/agents", "/admin/audit", "/logout"):
@@ -86,7 +86,7 @@ async def test_unknown_page_is_a_404_page_but_the_api_stays_json(client: TestCli
 async def test_status_and_assignment_forms(
         client: TestClient, services: Services, admin: dict[str, Any],
         agent: dict[str, Any]) -> None:
-    conv = (await services.store.ingest(inbound(1))).conversation_id
+    conv = (await ingest_settled(services.store, inbound(1))).conversation_id
     await log_in(client, "zhang", AGENT_PASSWORD)
     page = await client.get(f"/conversations/{conv}")
     csrf = csrf_of(await page.text())
@@ -115,8 +115,9 @@ async def test_status_and_assignment_forms(
 
 async def test_inbox_filters(client: TestClient, services: Services,
                              admin: dict[str, Any]) -> None:
-    a = (await services.store.ingest(inbound(1, thread="a", user="a", text="甲"))).conversation_id
-    b = (await services.store.ingest(inbound(2, thread="b", user="b", text="乙"))).conversation_id
+    store = services.store
+    a = (await ingest_settled(store, inbound(1, thread="a", user="a", text="甲"))).conversation_id
+    b = (await ingest_settled(store, inbound(2, thread="b", user="b", text="乙"))).conversation_id
     await services.store.update_conversation(b, {"status": "resolved"})
     await log_in(client, "boss", ADMIN_PASSWORD)
     open_page = await (await client.get("/")).text()

@@ -5,7 +5,6 @@ pages over HTTP: CSP-clean, CSRF on every form, no English left in zh-CN, admin-
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,13 +12,12 @@ from aiohttp.test_utils import TestClient
 from bson import ObjectId
 from playwright.async_api import expect
 
-from inbox.paging import make_sk
 from tests.conftest import ADMIN_PASSWORD, AGENT_PASSWORD
 from tests.helpers import inbound
 from tests.test_login import log_in
 from tests.test_ui_i18n import ZH, english_left
 from tests.test_ui_pages import Markup
-from tests.ui_support import Live, browser_test, wait_for
+from tests.ui_support import BOT_TOKEN, Live, browser_test, wait_for
 from web.app import Services
 
 LANGS = [("en-US", {"try": "This message would go to After-sales", "note": "Private note",
@@ -28,17 +26,17 @@ LANGS = [("en-US", {"try": "This message would go to After-sales", "note": "Priv
                     "typing": "李助理 正在回复", "team": "售后"})]
 
 
-async def failed_reply(live: Any, conv_id: str, account_id: str) -> str:
-    mid = ObjectId()
-    now = datetime.now(UTC)
-    await live.services.db.messages.insert_one({
-        "_id": mid, "sk": make_sk(now, mid), "conversation_id": conv_id,
-        "account_id": account_id, "platform": "telegram", "direction": "out",
-        "text": "您好，<b>已发货</b>", "agent_name": "李经理", "author": {"name": "李经理"},
-        "attachments": [], "platform_ts": now,
-        "delivery": {"state": "failed", "attempts": 3, "failed_at": now,
-                     "error": {"code": "blocked", "message": "The customer blocked the bot."}}})
-    return str(mid)
+async def failed_reply(live: Live, who: dict[str, Any], conv_id: str) -> str:
+    """A reply the platform refuses for good (the customer blocked the bot): failed for real."""
+    live.sandbox.fail(BOT_TOKEN, "sendMessage", 403,
+                      description="Forbidden: bot was blocked by the user", times=None)
+    status, body = await live.api("POST", f"/api/conversations/{conv_id}/messages", who,
+                                  json={"text": "您好，<b>已发货</b>"})
+    assert status == 202, body
+    await wait_for(lambda: live.services.db.messages.find_one(
+        {"_id": ObjectId(body["id"]), "delivery.state": "failed"}))
+    live.sandbox.clear_failures(BOT_TOKEN)
+    return str(body["id"])
 
 
 @browser_test
@@ -102,7 +100,7 @@ async def test_failed_replies_badge_retry_and_search(ui_live: Live, locale: str,
     admin = await ui_live.person("boss", role="admin", display_name="李经理")
     account = await ui_live.telegram_account(admin)
     conv = await ui_live.customer_says(account, "我的订单还没到")
-    mid = await failed_reply(ui_live, conv["id"], account["id"])
+    mid = await failed_reply(ui_live, admin, conv["id"])
     page = await ui_live.page(admin, locale=locale)
     await page.goto(ui_live.url + "/")
     await expect(page.locator("#failed-badge")).to_have_text("1")

@@ -70,7 +70,7 @@ async def failed_page(services: Any, *, limit: int, cursor: str | None,
         except (ValueError, InvalidId):
             raise ApiError(400, "validation", "cursor: not one this server issued",
                            field="cursor") from None
-    docs = await services.db.messages.find(flt, {"raw": 0}, hint=FAILED_INDEX).sort(
+    docs = await services.db.outbox.find(flt, {"raw": 0}, hint=FAILED_INDEX).sort(
         [("delivery.failed_at", -1), ("_id", -1)]).limit(limit + 1).to_list()
     next_cursor = None
     if len(docs) > limit:
@@ -81,8 +81,8 @@ async def failed_page(services: Any, *, limit: int, cursor: str | None,
 
 
 async def failed_count(services: Any) -> int:
-    return len(await services.db.messages.find({"delivery.state": "failed"}, {"_id": 1},
-                                               hint=FAILED_INDEX).limit(1000).to_list())
+    return len(await services.db.outbox.find({"delivery.state": "failed"}, {"_id": 1},
+                                             hint=FAILED_INDEX).limit(1000).to_list())
 
 
 @routes.get("/api/messages")

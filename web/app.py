@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +57,8 @@ class Health:
 
     def snapshot(self) -> dict[str, Any]:
         body: dict[str, Any] = {"status": "ok" if self.db_ok else "unavailable",
-                                "database": "ok" if self.db_ok else "unavailable"}
+                                "database": "ok" if self.db_ok else "unavailable",
+                                "process": os.getpid()}
         if self.embedded is not None:
             body["embedded_database"] = "running" if self.embedded.alive() else "stopped"
             body["embedded_restarts"] = self.restarts

@@ -11,6 +11,7 @@ from pathlib import Path
 from connectors.registry import CONNECTORS
 from inbox.agents import ROLES, AgentExists, Agents
 from inbox.db import connect, ensure_indexes
+from inbox.embedded import running_server_uri
 from web.runtime import StartupError, database, run, serve
 from web.settings import ConfigError, Settings, load_settings
 
@@ -103,6 +104,12 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the server")
     s.add_argument("--config", default=argparse.SUPPRESS)
+    s.add_argument("--processes", type=int, default=None, metavar="N",
+                   help="run N server processes on one port and database (default: "
+                        "server.processes)")
+    s.add_argument("--join", nargs="?", const="", default=None, metavar="URI",
+                   help="be one more process of a running Switchboard: its database URI, or "
+                        "empty for the one running on this data dir")
     d = sub.add_parser("demo", help="run the server with a sandbox of every channel and demo data")
     d.add_argument("--config", default=argparse.SUPPRESS)
     d.add_argument("--quiet-customers", action="store_true",
@@ -132,7 +139,18 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     try:
         if args.command == "serve":
-            return run(serve(_settings(args)))
+            settings = _settings(args)
+            join = args.join
+            if join == "":
+                join = running_server_uri(settings.database.data_dir) or settings.database.uri
+                if not join:
+                    raise ConfigError("--join: no Switchboard is running on "
+                                      f"{settings.database.data_dir}")
+            processes = args.processes or settings.server.processes
+            if processes < 1:
+                raise ConfigError("--processes: at least 1")
+            return run(serve(settings, processes=processes, join=join,
+                             config=Path(args.config) if args.config else None))
         if args.command == "demo":
             from web.demo import demo
 

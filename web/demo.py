@@ -14,6 +14,7 @@ import secrets
 from typing import Any, Protocol
 
 from connectors.channels import Channels
+from connectors.email.demo import EmailDemo
 from connectors.slack.demo import SlackDemo
 from connectors.telegram.demo import TelegramDemo
 from connectors.x.demo import XDemo
@@ -42,6 +43,7 @@ DEMOS: list[type[Any]] = [
     TelegramDemo,
     SlackDemo,
     XDemo,
+    EmailDemo,
 ]
 
 

@@ -49,7 +49,8 @@ BLANK_CONVERSATION: dict[str, Any] = {
 BLANK_MESSAGE: dict[str, Any] = {
     "id": "", "conversation_id": "", "direction": "out", "text": "", "rendered_text": None,
     "author": {"name": "", "handle": None}, "agent_id": None, "agent_name": None,
-    "platform_ts": None, "edited": False, "attachments": [],
+    "platform_ts": None, "edited": False, "attachments": [], "deleted_at": None, "html": None,
+    "full_text": None,
     "delivery": {"state": "", "attempts": 0, "error": None, "alternatives": []}}
 
 
@@ -107,7 +108,14 @@ def delivery_error(t: Translator, error: Any, platform: str = "") -> str:
     if not code:
         return message
     keys = [platform_key(platform, f"error.{code}")] if platform else []
-    return t.first([*keys, f"delivery.error.{code}"], message or code)
+    # a sentence may quote what the platform said ({reason}, {message}) or a figure it gave
+    values: dict[str, Any] = {"reason": message, "message": message}
+    if isinstance(error, Mapping):
+        values.update({k: v for k, v in error.items() if isinstance(v, str | int | float)})
+    try:
+        return t.first([*keys, f"delivery.error.{code}"], message or code, **values)
+    except (KeyError, IndexError, ValueError):  # a placeholder the error did not carry
+        return message or code
 
 
 def account_result(t: Translator, error: Mapping[str, str], platform: str = "") -> str:

@@ -16,6 +16,7 @@ from pymongo.errors import PyMongoError
 from inbox.db import connect
 from inbox.embedded import EmbeddedError, EmbeddedServer, running_server_uri
 from web.app import Services, build_services, create_app
+from web.processes import Children
 from web.settings import ConfigError, Settings, ensure_secret_key
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ async def start_services(settings: Settings, uri: str,
     await services.store.setup()
     await services.clock.sync()
     services.outbox = Outbox(services.db, settings.delivery, clock=services.clock)
+    await services.outbox.setup()
     services.router.on_report = services.outbox.apply_report
     services.worker = DeliveryWorker(
         services.outbox, services.channels.get,
@@ -148,13 +150,16 @@ async def run_app(services: Services, host: str, port: int, ready_message: str =
     app = create_app(services)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    # several processes may listen on one port (`serve --processes N`); the kernel spreads
+    # the connections over them
+    site = web.TCPSite(runner, host, port, reuse_port=True)
     try:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
         raise StartupError(f"server.port: cannot listen on {host}:{port} ({exc.strerror})")\
             from None
+    Children.tell_ready()
     if ready_message:
         print(ready_message, flush=True)
     stop = asyncio.Event()
@@ -170,18 +175,33 @@ async def run_app(services: Services, host: str, port: int, ready_message: str =
         await runner.cleanup()
 
 
-async def serve(settings: Settings, *, extra: Any = None) -> None:
+async def serve(settings: Settings, *, extra: Any = None, processes: int = 1,
+                join: str | None = None, config: Any = None) -> None:
+    """Serve until SIGINT/SIGTERM; with `processes` > 1 start that many processes in all
+    (web/processes.py); with `join`, be one of them on that database."""
+    if join is not None:
+        services = await start_services(settings, join)
+        try:
+            await run_app(services, settings.server.host, settings.server.port)
+        finally:
+            await stop_services(services)
+        return
     async with database(settings) as (uri, embedded):
         services = await start_services(settings, uri, embedded)
+        children = Children()
         try:
             host, port = settings.server.host, settings.server.port
             message = f"Switchboard is running on http://{host}:{port}/"
             if embedded is not None:
                 message += f" (embedded database in {settings.database.data_dir})"
+            if processes > 1:
+                await children.start(processes - 1, uri, config)
+                message += f", {processes} processes"
             if extra is not None:
                 await extra(services)
             await run_app(services, host, port, message)
         finally:
+            children.stop()
             await stop_services(services)
 
 

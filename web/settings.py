@@ -33,6 +33,7 @@ class ServerSettings(Section):
     port: int = Field(8080, ge=0, le=65535)
     public_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    processes: int = Field(1, ge=1, le=64)
     # proxies (IPs or CIDRs) whose X-Forwarded-For is believed: see web.auth.client_address
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

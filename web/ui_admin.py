@@ -40,8 +40,11 @@ async def _accounts_page(request: web.Request, *, status: int = 200, error: dict
     services = request.app["services"]
     accounts = [await account_view(services, d) for d in await services.accounts.list()]
     created = request.query.get("created", "")
+    schemas = platforms()
     return render(request, "admin_accounts.html", status=status, accounts=accounts,
-                  schemas=platforms(), error=error, values=values or {},
+                  schemas=schemas, error=error, values=values or {},
+                  credentials_of={s["platform"]: s["credentials"] for s in schemas},
+                  updated=request.query.get("updated", ""),
                   created=next((a for a in accounts if a["id"] == created), None))
 
 
@@ -109,6 +112,31 @@ async def account_create(request: web.Request) -> web.StreamResponse:
     await _audit(request, "account.create", str(doc["_id"]), platform=doc["platform"],
                  name=doc["name"])
     raise web.HTTPFound(f"/admin/accounts?created={doc['_id']}")
+
+
+@page("admin")
+async def account_credentials(request: web.Request) -> web.StreamResponse:
+    """New credentials for an account (what `needs_reauth` asks for): tested first, they must
+    be the same platform account's; the replies that waited for them go out."""
+    services = request.app["services"]
+    data = await form(request)
+    account_id = request.match_info["id"]
+    doc = await services.accounts.get(account_id)
+    prefix = f"cred.{doc['platform']}."
+    creds = {k[len(prefix):]: v for k, v in data.items() if k.startswith(prefix) and v}
+    try:
+        if not creds:
+            raise AccountError("validation", "enter the new credentials")
+        await services.channels.update(account_id, {"credentials": creds})
+    except AccountError as exc:
+        err = account_api_error(exc)
+        return await _accounts_page(request, status=err.status,
+                                    error={"code": err.code, "message": err.message,
+                                           "platform": doc["platform"]})
+    if services.worker is not None:
+        services.worker.wake()
+    await _audit(request, "account.update", account_id, credentials="changed")
+    raise web.HTTPFound(f"/admin/accounts?updated={account_id}")
 
 
 @page("admin")
@@ -234,6 +262,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/admin/accounts", accounts)
     app.router.add_post("/admin/accounts", account_create)
     app.router.add_post("/admin/accounts/{id}/delete", account_delete)
+    app.router.add_post("/admin/accounts/{id}/credentials", account_credentials)
     app.router.add_get("/admin/agents", agents)
     app.router.add_post("/admin/agents", agent_create)
     app.router.add_post("/admin/agents/{id}", agent_update)

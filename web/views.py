@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -74,10 +75,24 @@ def message_json(doc: Doc) -> dict[str, Any]:
         "deleted_at": iso(doc.get("deleted_at")),
         "reactions": [{"user_id": r.get("user_id"), "reaction": r.get("reaction")}
                       for r in doc.get("reactions") or [] if isinstance(r, dict)],
-        "html": doc.get("html"), "full_text": doc.get("full_text"),
+        "html": _with_attachment_urls(doc.get("html"), str(doc["_id"])),
+        "full_text": doc.get("full_text"),
         "shown_name": (doc.get("rendered") or {}).get("shown_name") or (
             doc.get("agent_name") if doc.get("direction") == "out" else None),
     }
+
+
+_ATTACHMENT_REF = re.compile(r"""(["'])attachment:(\d{1,4})\1""")
+
+
+def _with_attachment_urls(html: str | None, message_id: str) -> str | None:
+    """An email's inline images name their part (`attachment:<n>`, see connectors/email):
+    here they become the authenticated attachment route."""
+    if not html:
+        return html
+    return _ATTACHMENT_REF.sub(
+        lambda m: f"{m.group(1)}/api/messages/{message_id}/attachments/{m.group(2)}"
+                  f"{m.group(1)}", html)
 
 
 def _delivery(delivery: Doc) -> dict[str, Any]:

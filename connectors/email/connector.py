@@ -8,7 +8,9 @@
   `runtime.store_blob` *before* the message goes to the sink (IMAP keeps the parts, but the
   host serves files from its own store, so the attachment route never needs IMAP), and
   `fetch_attachment` is the base class's (the host serves blobs itself).
-- `send()` submits one reply over SMTP and returns its Message-ID.
+- `send()` submits one reply over SMTP and returns its Message-ID, both as the platform id
+  and as `Delivery.thread_alias`: a customer's answer that names only our mail joins the
+  conversation.
 
 XOAUTH2 (https://developers.google.com/gmail/imap/xoauth2-protocol) is used when the account
 has an `oauth2_token` instead of a password. The access token is short-lived: when the

@@ -66,6 +66,21 @@ class Folder:
         self.uidvalidity = int(info.get(b"UIDVALIDITY", 0))
         self.uidnext = int(info.get(b"UIDNEXT", 1))
         self.idle = self.client.has_capability("IDLE")
+        self.announced()  # SELECT's own EXISTS is not news
+
+    def announced(self) -> bool:
+        """Whether the server announced a change of the folder (`EXISTS`, RFC 3501 §7.3.1) in
+        its answer to one of our commands since we last looked. A server may do so after a
+        SEARCH or FETCH (Dovecot does, for a mail that arrived while the command ran); imaplib
+        keeps such untagged answers aside in `untagged_responses`, and the server will not
+        announce the mail again in IDLE, so without this look it would wait for the next
+        change (seen against Dovecot 2.3: SEARCH answered the old view plus `* 2 EXISTS`)."""
+        pending = getattr(self.client._imap, "untagged_responses", None)
+        if not isinstance(pending, dict):
+            return False
+        changed = bool(pending.pop("EXISTS", None))
+        pending.pop("RECENT", None)
+        return changed
 
     def uids_after(self, last_uid: int) -> list[int]:
         # "n:*" always matches the highest UID even when it is below n (RFC 3501 §6.4.8),
@@ -96,7 +111,10 @@ class Folder:
         return out
 
     def wait(self, stop: threading.Event, seconds: float) -> bool:
-        """IDLE until the server reports a change (True), `seconds` pass or `stop` is set."""
+        """IDLE until the server reports a change (True), `seconds` pass or `stop` is set;
+        at once when the server already announced one (see `announced`)."""
+        if self.announced():
+            return True
         self.client.idle()
         changed = False
         hollow = 0

@@ -200,7 +200,11 @@ def _body(msg: EmailMessage) -> tuple[Message | None, Message | None]:
 
 
 def _attachments(msg: EmailMessage, chosen: tuple[Message | None, ...], hint: str | None,
-                 ) -> tuple[list[Attachment], list[bytes], list[str], dict[str, int]]:
+                 shown: set[str]) -> tuple[list[Attachment], list[bytes], list[str],
+                                            dict[str, int]]:
+    """Every part but the chosen bodies. An image is inline when it has a Content-ID and is
+    not marked as an attachment, or when the HTML body shows it whatever its disposition
+    (`shown`: Outlook and Python's own `add_related` mark embedded images `attachment`)."""
     attachments: list[Attachment] = []
     blobs: list[bytes] = []
     more_text: list[str] = []
@@ -221,7 +225,7 @@ def _attachments(msg: EmailMessage, chosen: tuple[Message | None, ...], hint: st
         cid = mime.content_id(part)
         if name is None:
             name = "message.eml" if ctype == "message/rfc822" else f"part-{path}"
-        inline = cid is not None and disposition != "attachment"
+        inline = cid is not None and (disposition != "attachment" or cid.lower() in shown)
         if cid is not None:
             content_ids.setdefault(cid, len(attachments))
             content_ids.setdefault(cid.lower(), len(attachments))
@@ -260,7 +264,8 @@ def _message(msg: EmailMessage, raw: bytes, account: AccountContext) -> Result:
     plain_part, html_part = _body(msg)
     plain = mime.part_text(plain_part) if plain_part is not None else ""
     markup = mime.part_text(html_part) if html_part is not None else None
-    attachments, blobs, more_text, content_ids = _attachments(msg, (plain_part, html_part), hint)
+    attachments, blobs, more_text, content_ids = _attachments(
+        msg, (plain_part, html_part), hint, text.referenced_cids(markup))
     if plain.strip():
         full = text.tidy("\n\n".join([plain, *more_text]))
     else:
@@ -275,7 +280,7 @@ def _message(msg: EmailMessage, raw: bytes, account: AccountContext) -> Result:
     subject = text.strip_subject_prefixes(mime.header_text(msg, "subject", hint))
     result = InboundMessage(
         account_id=AccountId(account.id), platform=PLATFORM, external_id=message_id,
-        thread_key=thread_key, kind="email",
+        thread_key=thread_key, kind="dm",
         author=Author(user_id=sender.address.lower(), name=sender.name or sender.address,
                       handle=sender.address, locale=_locale(msg)),
         text=folded, platform_ts=date or _EPOCH, attachments=tuple(attachments),

@@ -4,7 +4,9 @@ The From display name comes from the account's template (default "{name} · {bra
 customer sees "张客服 · Acme 客服部 <support@acme.com>"); the policy encodes it as an RFC 2047
 encoded word when it is not ASCII. `In-Reply-To` names the customer's mail and `References`
 the thread, so the customer's client threads the reply (RFC 5322 §3.6.4). The `Message-ID`
-is of our own domain and is what `send` returns as the platform id; a bounce later names it.
+is of our own domain, `sb.<our message id>.<random>@<domain>`, and is what `send` returns as
+the platform id and as a thread alias of the conversation; a bounce later names it, and
+`normalise.our_message_id` reads our message id back out of it for the outbox.
 `X-Switchboard` marks the mail as ours, so a copy that lands back in the folder is ignored.
 `Auto-Submitted` is not set: an agent's reply is written by a person (RFC 3834 §5).
 """

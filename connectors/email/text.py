@@ -230,6 +230,14 @@ _TAGS = set(nh3.ALLOWED_TAGS) | {"font"}
 _ATTRS = _attributes()
 
 
+def referenced_cids(markup: str | None) -> set[str]:
+    """The Content-IDs an HTML body shows as images (`src="cid:…"`), lower-cased."""
+    found: set[str] = set()
+    for match in _CID.finditer(markup or ""):
+        found.update({match.group(3).lower(), unquote(match.group(3)).lower()})
+    return found
+
+
 def sanitise_html(markup: str, content_ids: Mapping[str, int]) -> str:
     """Safe HTML for display. `content_ids` maps a part's Content-ID to its attachment index."""
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
@@ -149,13 +150,16 @@ class EmailLive:
                               sender: str = "lilei@customer.example", name: str = "李雷",
                               in_reply_to: str | None = None, references: Sequence[str] = (),
                               charset: str = "utf-8", label: str | None = None,
-                              folder: str = "INBOX") -> str:
-        """A customer's mail delivered into the mailbox; returns its Message-ID (bare)."""
+                              folder: str = "INBOX", ago: float = 0.0) -> str:
+        """A customer's mail delivered into the mailbox; returns its Message-ID (bare). Its
+        Date is `ago` seconds back: the inbox orders mail by Date, which has whole seconds,
+        so a test that writes twice in a second says which came first."""
         message_id = make_msgid(domain=sender.rpartition("@")[2])
         await self.deliver(customer_mail(
             sender=sender, name=name, subject=subject, text=text, to=self.user,
             in_reply_to=in_reply_to, references=references, message_id=message_id,
-            charset=charset, label=label), folder)
+            charset=charset, label=label,
+            when=datetime.now(UTC) - timedelta(seconds=ago)), folder)
         return message_id.strip("<>")
 
     async def stored(self, count: int, timeout: float = 10.0, **flt: Any,
@@ -167,7 +171,11 @@ class EmailLive:
         return list(await wait_for(enough, timeout))
 
     async def one(self, external_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The stored mail, once its conversation exists too (the host acknowledges the
+        message first and creates its conversation right behind)."""
         (doc,) = await self.stored(1, timeout, external_id=external_id)
+        await wait_for(lambda: self.db.conversations.find_one(
+            {"_id": ObjectId(doc["conversation_id"])}), timeout)
         return doc
 
     async def reply(self, conversation_id: str, text: str, *, expect: int = 202,

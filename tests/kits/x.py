@@ -228,6 +228,7 @@ class XLive:
             return found if len(found) >= n else None
 
         found: list[dict[str, Any]] = await wait_for(enough, timeout)
+        await self.live.services.store.settle()  # conversations follow the acknowledgement
         return found
 
     async def reply(self, conversation_id: str, text: str, *, expect: int = 202,

@@ -316,7 +316,17 @@
       var time = setText(el, ".time", fmtTime(m.platform_ts));
       time.setAttribute("datetime", m.platform_ts || "");
       $(".edited", el).hidden = !m.edited;
-      setText(el, ".msg-text", m.text || "");
+      $(".deleted", el).hidden = !m.deleted_at;
+      el.classList.toggle("msg-deleted", !!m.deleted_at);
+      var textBox = setText(el, ".msg-text", m.text || "");
+      var frame = $(".msg-html", el);
+      /* sanitised HTML (a mail) in a frame that runs no script: srcdoc is an attribute */
+      if (m.html) { frame.srcdoc = m.html; } else { frame.removeAttribute("srcdoc"); }
+      frame.hidden = !m.html;
+      textBox.hidden = !!m.html;
+      var quoted = $(".quoted", el);
+      quoted.hidden = !m.full_text;
+      setText(quoted, ".quoted-text", m.full_text || "");
       var asSent = $(".as-sent", el);
       var differs = !!m.rendered_text && m.rendered_text !== m.text;
       asSent.hidden = !differs;
@@ -324,6 +334,7 @@
       var box = $(".attachments", el);
       box.textContent = "";
       (m.attachments || []).forEach(function (a) {
+        if (a.inline && m.html) { return; }  /* shown inside the mail itself */
         var label = a.name || t("attachment." + a.type);
         if (!Object.prototype.hasOwnProperty.call(strings, "attachment." + a.type) && !a.name) {
           label = t("attachment.file");
