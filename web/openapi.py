@@ -297,12 +297,14 @@ def _team_paths() -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
+    from web.openapi_canned import canned_paths
+
     return {
         "openapi": "3.1.0",
         "info": {"title": "Switchboard API", "version": "0.1.0",
                  "description": "Errors are JSON {\"error\": {\"code\", \"message\"}}."},
         "paths": {**_own_paths(), **_conversation_paths(), **_admin_paths(),
-                  **_team_paths()},
+                  **_team_paths(), **canned_paths()},
         "components": {
             "schemas": copy.deepcopy(component_schemas()),
             "responses": {"Error": _json(s.Error, "Error")},

@@ -452,12 +452,14 @@ class PlatformList(Out):
     items: list[Platform]
 
 
+from web import schemas_canned as _c  # noqa: E402 - they use the models above
 from web import schemas_teams as _t  # noqa: E402 - they use the models above
 
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     ConversationPatch, AgentCreate, AgentPatch, TokenCreate, ReplyCreate, RetryBody,
-    AccountCreate, AccountPatch, *_t.REQUEST_MODELS)
+    AccountCreate, AccountPatch, *_t.REQUEST_MODELS, *_c.REQUEST_MODELS)
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Error, Conversation, Message, Account, AccountTestResult, Agent, Me, Token, TokenCreated,
     AuditEntry, Platform, Compose, Health, ConversationPage, MessagePage, AuditPage,
-    AccountList, AgentList, TokenList, PlatformList, *_t.RESPONSE_MODELS)
+    AccountList, AgentList, TokenList, PlatformList, *_t.RESPONSE_MODELS,
+    *_c.RESPONSE_MODELS)
