@@ -103,14 +103,17 @@ def team_name(team: Mapping[str, Any], locale: str | None) -> str:
 
 
 def opening_text(when: datetime, timezone: str, locale: str) -> str:
-    """The next opening time in the team's time zone, in the customer's language."""
+    """The next opening time in the team's time zone, in the customer's language
+    (12月2日周三 09:00, Wed, Dec 2 09:00)."""
     from zoneinfo import ZoneInfo
 
-    local = when.astimezone(ZoneInfo(timezone or "UTC"))
+    zone = ZoneInfo(timezone or "UTC")
     try:
-        return format_skeleton("MMMEdHm", local, locale=locale.replace("-", "_"))
+        tag = locale.replace("-", "_")
+        return (f"{format_skeleton('MMMEd', when, tzinfo=zone, locale=tag)} "
+                f"{format_skeleton('Hm', when, tzinfo=zone, locale=tag)}")
     except (ValueError, LookupError):
-        return local.strftime("%Y-%m-%d %H:%M")
+        return when.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
 class AutoMessages:

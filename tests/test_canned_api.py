@@ -102,7 +102,7 @@ async def test_validation_and_usage_counts(client: TestClient, services: Service
                          "scope": "team"}, "team_id")):
         status, err = await call(client, "POST", "/api/canned-replies", zhang, bad)
         assert status == 400 and err["error"]["field"] == field, (bad, err)
-    status, err = await call(client, "GET", "/api/canned-replies?limit=0", zhang)
+    status, _ = await call(client, "GET", "/api/canned-replies?limit=0", zhang)
     assert status == 400
     from tests.helpers import inbound
 
