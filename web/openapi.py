@@ -18,6 +18,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 from inbox.models import ConversationStatus
 from web import schemas as s
 from web import schemas_teams as st
+from web.openapi_canned import canned_paths
 
 REF = "#/components/schemas/{model}"
 _ERROR = {"$ref": "#/components/responses/Error"}
@@ -297,14 +298,12 @@ def _team_paths() -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
-    from web.openapi_canned import canned_paths
-
     return {
         "openapi": "3.1.0",
         "info": {"title": "Switchboard API", "version": "0.1.0",
                  "description": "Errors are JSON {\"error\": {\"code\", \"message\"}}."},
         "paths": {**_own_paths(), **_conversation_paths(), **_admin_paths(),
-                  **_team_paths(), **canned_paths()},
+                  **_team_paths(), **canned_paths(_op, _json, _query, _ID)},
         "components": {
             "schemas": copy.deepcopy(component_schemas()),
             "responses": {"Error": _json(s.Error, "Error")},

@@ -3,13 +3,17 @@ adds them to the one document)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from web import schemas_canned as c
-from web.openapi import _ID, _json, _op, _query
+
+Helper = Callable[..., dict[str, Any]]
 
 
-def canned_paths() -> dict[str, Any]:
+def canned_paths(_op: Helper, _json: Helper, _query: Helper, _ID: dict[str, Any],
+                 ) -> dict[str, Any]:
+    """Built with web/openapi.py's helpers, handed in (so neither module imports the other)."""
     rw = ("400", "401", "403", "404")
     return {
         "/api/canned-replies": {

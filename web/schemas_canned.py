@@ -1,5 +1,6 @@
 """Models of the canned-reply, suggestion and automatic-message API. Registered with
-web/schemas.py's lists (one OpenAPI document)."""
+web/schemas.py's lists (one OpenAPI document); its bases are declared here, the same as
+web/schemas.py's, so the two modules do not import each other."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from web.schemas import Body, Out
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
 
 Scope = Literal["personal", "team", "everyone"]
 AutoKind = Literal["welcome", "queue", "queue_update", "after_hours", "closing"]
