@@ -1,10 +1,13 @@
 """Canned replies (the knowledge base of standard answers): the store, who may see and edit
 each one, the reply box's search, and the filled text an agent inserts.
 
-A team keeps tens to a few thousand standard answers, so the collection is read whole (cached
-for a moment, like teams/store.py) and matched in Python with precomputed keys: folded text,
-pinyin and pinyin initials (measures/text.py). No index: nothing here is queried by a field,
-and every write would pay for one.
+A team keeps tens to a few thousand standard answers, so the collection is read whole and
+matched in Python with precomputed keys: folded text, pinyin and pinyin initials
+(measures/text.py). No index: nothing here is queried by a field, and every write would pay
+for one. Each process keeps the whole set and reloads it only when a counter in `meta`
+(`canned_version`, moved by every change from any process) says it changed: one point read
+per search instead of reading every reply per keystroke. Usage counts do not move it, so the
+counts a process shows may lag until the next change or `MAX_AGE`.
 
 Scopes: `personal` (its owner sees and edits it), `team` (the team's members and leads see it;
 admins and the team's leads edit it), `everyone` (everyone sees it; admins edit it).
@@ -29,7 +32,8 @@ from replies.identity import locale_candidates
 SCOPES = ("personal", "team", "everyone")
 PLACEHOLDERS = ("customer_name", "agent_name", "brand", "team")
 SHORTCUT = re.compile(r"^[^\s/]{1,32}$")
-CACHE_SECONDS = 2.0
+MAX_AGE = 60.0  # seconds a process keeps its copy even when nothing changed (usage counts)
+VERSION = "canned_version"
 MAX_BODY = 5000
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 
@@ -239,22 +243,25 @@ def clean(body: Mapping[str, Any], current: Doc | None) -> Doc:
 class CannedReplies:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._cache: tuple[float, list[tuple[Doc, Keys]]] | None = None
+        self._cache: tuple[float, int, list[tuple[Doc, Keys]]] | None = None
 
     @property
     def coll(self) -> Any:
         return self.db.canned_replies
 
-    def _forget(self) -> None:
+    async def _changed(self) -> None:
         self._cache = None
+        await self.db.meta.update_one({"_id": VERSION}, {"$inc": {"n": 1}}, upsert=True)
 
     async def all(self) -> list[tuple[Doc, Keys]]:
-        """Every canned reply with its search keys (read whole, cached for a moment)."""
-        if self._cache is not None and time.monotonic() - self._cache[0] < CACHE_SECONDS:
-            return self._cache[1]
+        """Every canned reply with its search keys, reloaded when any process changed one."""
+        version = int((await self.db.meta.find_one({"_id": VERSION}) or {}).get("n") or 0)
+        if self._cache is not None and self._cache[1] == version and \
+                time.monotonic() - self._cache[0] < MAX_AGE:
+            return self._cache[2]
         docs = await self.coll.find({}).sort("_id", 1).to_list()
         entries = [(d, keys_of(d)) for d in docs]
-        self._cache = (time.monotonic(), entries)
+        self._cache = (time.monotonic(), version, entries)
         return entries
 
     async def get(self, reply_id: str) -> Doc:
@@ -282,7 +289,7 @@ class CannedReplies:
         if not viewer.can_edit(doc):
             raise Forbidden("only admins and the team's leads add shared replies")
         await self.coll.insert_one(doc)
-        self._forget()
+        await self._changed()
         return doc
 
     async def update(self, viewer: Viewer, reply_id: str, body: Mapping[str, Any]) -> Doc:
@@ -299,7 +306,7 @@ class CannedReplies:
             raise Forbidden("you may not share a reply that widely")
         changes["updated_at"] = datetime.now(UTC)
         await self.coll.update_one({"_id": current["_id"]}, {"$set": changes})
-        self._forget()
+        await self._changed()
         return {**after, **changes}
 
     async def delete(self, viewer: Viewer, reply_id: str) -> None:
@@ -309,9 +316,11 @@ class CannedReplies:
         if not viewer.can_edit(current):
             raise Forbidden("only admins and the team's leads remove shared replies")
         await self.coll.delete_one({"_id": current["_id"]})
-        self._forget()
+        await self._changed()
 
     async def used(self, reply_id: str) -> None:
         """One more use (an agent inserted it); `$inc`, never a recount."""
         await self.coll.update_one({"_id": oid(reply_id)}, {"$inc": {"uses": 1}})
-        self._forget()
+        for doc, _ in (self._cache or (0, 0, []))[2]:  # this process's copy follows at once
+            if str(doc["_id"]) == reply_id:
+                doc["uses"] = int(doc.get("uses") or 0) + 1

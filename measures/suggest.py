@@ -57,7 +57,7 @@ class Index:
 
     @classmethod
     def build(cls, docs: Sequence[Mapping[str, Any]]) -> Index:
-        tfs = [Counter(doc_terms(d)) for d in docs]
+        tfs = [_counted(d) for d in docs]
         df: Counter[str] = Counter()
         for tf in tfs:
             df.update(tf.keys())
@@ -85,6 +85,19 @@ class Index:
 
 
 _indexes: dict[tuple[tuple[str, str], ...], Index] = {}
+_counts: dict[tuple[str, str], Counter[str]] = {}
+
+
+def _counted(doc: Mapping[str, Any]) -> Counter[str]:
+    """A reply's term counts, kept per (id, update time): after one reply changes, the index
+    is rebuilt without segmenting the others again."""
+    key = (str(doc["_id"]), str(doc.get("updated_at")))
+    found = _counts.get(key)
+    if found is None:
+        if len(_counts) > 50_000:
+            _counts.clear()
+        found = _counts[key] = Counter(doc_terms(doc))
+    return found
 
 
 def index_for(docs: Sequence[Mapping[str, Any]]) -> Index:
