@@ -10,6 +10,10 @@ clock) for queue positions: the first notice for a waiting conversation, then an
 when its position has at least halved since the last one told (8 → 4 → 2 → 1), not on every
 move.
 
+Only in direct conversations (`kind: dm`: a private chat, a DM, a mail thread): a welcome or
+a queue place posted under a public comment, a mention or in a group would speak to everyone
+there.
+
 Never twice to the same customer within a kind's quiet period: `auto_sent` holds, per kind and
 customer (their contact, else the account and thread), when one was last sent; a message is
 sent only by whoever moves that time forward with a compare-and-set (or inserts it first), so
@@ -298,6 +302,8 @@ class AutoMessages:
         """Queue one automatic message, if its kind is on and the quiet period allows."""
         wanted = settings[kind]
         if not wanted.get("enabled") or self.outbox is None or self.channels is None:
+            return False
+        if (conv.get("kind") or "dm") != "dm":
             return False
         conv_id = str(conv["_id"])
         last_in = await self._last_inbound(conv_id)

@@ -156,3 +156,7 @@ async def test_welcome_queue_after_hours_and_closing(e2e: Live, tg: TelegramSand
     kinds = sorted({m["automatic"] async for m in e2e.services.db.messages.find(
         {"automatic": {"$exists": True}})})
     assert kinds == ["after_hours", "closing", "queue", "queue_update", "welcome"]
+    status, page = await call(e2e, "GET", f"/api/conversations/{cid}/messages")
+    assert status == 200
+    shown = [(m["automatic"], m["agent_name"]) for m in page["items"] if m["direction"] == "out"]
+    assert shown[-2:] == [("queue", "售后"), ("welcome", "售后")]  # newest first

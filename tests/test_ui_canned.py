@@ -10,6 +10,7 @@ import pytest
 from playwright.async_api import expect
 
 from tests.test_ui_i18n import english_left
+from tests.test_ui_pages import check_markup
 from tests.ui_support import Live, browser_test, wait_for
 
 FILLED = "王 小明您好，我是李经理。退货请在订单里申请，审核后 3 天内退款。"
@@ -44,6 +45,7 @@ async def test_canned_replies_in_the_reply_box(ui_live: Live, locale: str,
     await page.click("#canned-create-submit")
     await expect(page.locator("#canned-notice")).to_have_text(words["saved"])
     await expect(page.locator("#canned-list .canned-item")).to_have_count(2)
+    check_markup(await page.content())  # CSP-clean, a CSRF token in every form
     if locale == "zh-CN":
         assert english_left(await page.content()) == []
 
@@ -86,6 +88,7 @@ async def test_canned_replies_in_the_reply_box(ui_live: Live, locale: str,
     await page.locator("textarea[name='welcome_zh-CN']").fill("您好，欢迎联系{team}。")
     await page.click("#auto-save")
     await expect(page.locator("#auto-notice")).to_have_text(words["saved"])
+    check_markup(await page.content())
     if locale == "zh-CN":
         assert english_left(await page.content()) == []
     settings = await ui_live.services.measures.auto.settings_of(team["id"])

@@ -259,6 +259,8 @@ class Message(Out):
     full_text: str | None = Field(description="with quoted history and signature, when "
                                               "`text` is the folded version")
     shown_name: str | None = Field(description="the exact name the customer saw (replies)")
+    automatic: str | None = Field(None, description="an automatic message's kind (welcome, "
+                                  "queue, queue_update, after_hours, closing)")
 
 
 class LastError(Out):
