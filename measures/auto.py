@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 KINDS = ("welcome", "queue", "queue_update", "after_hours", "closing")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TICK_EVERY = 2.0
+SETTINGS_SECONDS = 2.0
 DEFAULT_QUIET = {"welcome": 3600, "queue": 600, "queue_update": 60, "after_hours": 3600,
                  "closing": 3600}
 DEFAULT_TEXTS: dict[str, dict[str, str]] = {
@@ -132,6 +135,7 @@ class AutoMessages:
         self.positions: Callable[[str], Awaitable[list[Doc]]] | None = None
         self._task: asyncio.Task[None] | None = None
         self.sent: dict[str, int] = dict.fromkeys(KINDS, 0)
+        self._settings: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
 
     async def setup(self) -> None:
         # the quiet periods' last sends; nothing is kept longer than the longest period
@@ -164,11 +168,17 @@ class AutoMessages:
     # ------------------------------------------------------------------ settings
 
     async def settings_of(self, team_id: str) -> dict[str, dict[str, Any]]:
+        """A team's settings over the defaults; cached for `SETTINGS_SECONDS` (read for every
+        new conversation and every tick; a change made in another process shows that late)."""
+        hit = self._settings.get(team_id)
+        if hit is not None and time.monotonic() - hit[0] < SETTINGS_SECONDS:
+            return copy.deepcopy(hit[1])
         doc = await self.db.auto_settings.find_one({"_id": team_id}) or {}
         out = defaults()
         for kind in KINDS:
             if isinstance(doc.get(kind), Mapping):
                 out[kind] = {**out[kind], **doc[kind]}
+        self._settings[team_id] = (time.monotonic(), copy.deepcopy(out))
         return out
 
     async def save_settings(self, team_id: str, changes: Mapping[str, Any]
@@ -177,6 +187,7 @@ class AutoMessages:
         if clean:
             await self.db.auto_settings.update_one({"_id": team_id}, {"$set": clean},
                                                    upsert=True)
+        self._settings.pop(team_id, None)
         return await self.settings_of(team_id)
 
     # ------------------------------------------------------------------ hooks
