@@ -221,34 +221,3 @@ async def suggestions(request: web.Request) -> web.Response:
     found = suggest(docs, await customer_text(request, conv_id))
     return web.json_response({"items": [
         canned_json(d, who, filled=await filler.text(d), score=score) for d, score in found]})
-
-
-# ---------------------------------------------------------------------- automatic messages
-
-
-@routes.get("/api/teams/{id}/auto-messages")
-@requires("admin")
-async def get_auto(request: web.Request) -> web.Response:
-    services = _services(request)
-    await services.teams.store.team(request.match_info["id"])
-    doc = await services.measures.auto.settings_of(request.match_info["id"])
-    return web.json_response({"team_id": request.match_info["id"], **doc})
-
-
-@routes.patch("/api/teams/{id}/auto-messages")
-@requires("admin")
-async def patch_auto(request: web.Request) -> web.Response:
-    services = _services(request)
-    team_id = request.match_info["id"]
-    await services.teams.store.team(team_id)
-    body = await body_as(request, sc.AutoSettings)
-    changes = {k: getattr(body, k).model_dump() for k in body.model_fields_set
-               if getattr(body, k) is not None}
-    if not changes:
-        raise ApiError(400, "validation", "nothing to change")
-    try:
-        doc = await services.measures.auto.save_settings(team_id, changes)
-    except ValueError as exc:
-        raise ApiError(400, "validation", str(exc)) from None
-    await _audit(request, "auto.update", team_id, kinds=sorted(changes))
-    return web.json_response({"team_id": team_id, **doc})

@@ -24,7 +24,16 @@ from inbox.db import Database, Doc
 from inbox.embedded import EmbeddedServer
 from inbox.secrets import CredentialBox
 from inbox.store import Store
-from web import api, api_accounts, api_canned, api_replies, api_search, api_teams, webhooks
+from web import (
+    api,
+    api_accounts,
+    api_auto,
+    api_canned,
+    api_replies,
+    api_search,
+    api_teams,
+    webhooks,
+)
 from web.auth import auth_middleware
 from web.errors import error_middleware
 from web.openapi import openapi_document
@@ -164,6 +173,7 @@ def create_app(services: Services) -> web.Application:
     app.router.add_routes(api_accounts.routes)
     app.router.add_routes(api_replies.routes)
     app.router.add_routes(api_canned.routes)
+    app.router.add_routes(api_auto.routes)
     with contextlib.suppress(ImportError):
         from web import ui
 
