@@ -160,3 +160,18 @@ async def test_welcome_queue_after_hours_and_closing(e2e: Live, tg: TelegramSand
     assert status == 200
     shown = [(m["automatic"], m["agent_name"]) for m in page["items"] if m["direction"] == "out"]
     assert shown[-2:] == [("queue", "售后"), ("welcome", "售后")]  # newest first
+
+
+def test_the_next_opening_skips_public_holidays_in_the_customers_language() -> None:
+    from zoneinfo import ZoneInfo
+
+    from measures.auto import opening_text
+    from measures.hours import next_open
+
+    evening = datetime(2026, 9, 30, 20, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    opens = next_open(HOURS, evening)  # 国庆节: closed 1–7 October 2026
+    assert opens == datetime(2026, 10, 8, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert opening_text(opens, "Asia/Shanghai", "zh-CN") == "10月8日周四 09:00"
+    assert opening_text(opens, "Asia/Shanghai", "en") == "Thu, Oct 8 09:00"
+    # shown in the team's zone, whatever zone the moment is given in
+    assert opening_text(opens.astimezone(UTC), "Asia/Shanghai", "en") == "Thu, Oct 8 09:00"
