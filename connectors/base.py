@@ -321,6 +321,10 @@ class ConnectorBase:
     app_webhook: ClassVar[bool] = False
     strings: ClassVar[Mapping[str, Mapping[str, str]]] = {}
     secret_patterns: ClassVar[tuple[str, ...]] = ()  # shapes of its tokens, masked in logs
+    # whether `render` turns `RenderContext.buttons` into the platform's own buttons (and
+    # `send` sends them); without, the host appends `RenderContext.buttons_text` instead and
+    # reads the customer's answer from their next message
+    native_buttons: ClassVar[bool] = False
 
     def __init__(self, account: AccountContext, runtime: AccountRuntime) -> None:
         self.account = account

@@ -216,14 +216,39 @@ class AgentIdentity:
 
 
 @dataclass(frozen=True, slots=True)
+class Button:
+    """One choice the customer can press under a message (a survey's 1–5).
+
+    `action` says what the button is for ("csat"), `value` what pressing it answers; a
+    connector that renders buttons natively (Telegram's inline keyboard, Slack's Block Kit)
+    sends `action` and `value` back in its `Interaction`. Both are short ASCII: Telegram allows
+    64 bytes of callback data in all, `action:value`."""
+
+    action: str
+    value: str
+    label: str
+
+    @property
+    def data(self) -> str:
+        return f"{self.action}:{self.value}"
+
+
+@dataclass(frozen=True, slots=True)
 class RenderContext:
-    """What a connector may need to know about the conversation to render a reply."""
+    """What a connector may need to know about the conversation to render a reply.
+
+    `buttons` are choices to offer under the reply (`Button`): a connector with
+    `native_buttons` renders them as the platform's own and returns them in
+    `Rendered.buttons`; for one without, the host appends `buttons_text` (e.g. "Reply with a
+    number from 1 to 5") to the reply's text and passes no buttons."""
 
     kind: ConversationKind = "dm"
     first_reply: bool = False
     customer_locale: str | None = None
     subject: str | None = None  # the conversation's title (an email's subject)
     target: str = "thread"  # "thread": where the customer wrote; "dm": privately instead
+    buttons: tuple[Button, ...] = ()
+    buttons_text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +264,7 @@ class Rendered:
     html: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     shown_name: str = ""  # the exact name the customer sees, recorded on the reply
+    buttons: tuple[Button, ...] = ()  # rendered natively by the connector at send time
 
     def as_doc(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"text": self.text, "entities": [
@@ -249,6 +275,9 @@ class Rendered:
                 doc[key] = value
         if self.extra:
             doc["extra"] = dict(self.extra)
+        if self.buttons:
+            doc["buttons"] = [{"action": b.action, "value": b.value, "label": b.label}
+                              for b in self.buttons]
         doc["shown_name"] = self.shown_name
         return doc
 
@@ -258,7 +287,9 @@ class Rendered:
             TextEntity(str(e["type"]), int(e["offset"]), int(e["length"]))
             for e in doc.get("entities") or ()), username=doc.get("username"),
             icon_url=doc.get("icon_url"), subject=doc.get("subject"), html=doc.get("html"),
-            extra=dict(doc.get("extra") or {}), shown_name=str(doc.get("shown_name") or ""))
+            extra=dict(doc.get("extra") or {}), shown_name=str(doc.get("shown_name") or ""),
+            buttons=tuple(Button(str(b["action"]), str(b["value"]), str(b.get("label") or ""))
+                          for b in doc.get("buttons") or () if isinstance(b, dict)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +339,11 @@ class OutboundMessage:
     @property
     def username(self) -> str | None:
         return self.rendered.username if self.rendered else None
+
+    @property
+    def buttons(self) -> tuple[Button, ...]:
+        """The choices to render under the reply (only for a connector with native buttons)."""
+        return self.rendered.buttons if self.rendered else ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ the From line. The reply records `Rendered.shown_name`, the exact name the custo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
@@ -30,6 +30,12 @@ def greeting_template(identity: IdentitySettings, locale: str | None) -> str | N
             return greetings[key]
     default = identity.greeting_default_locale
     return greetings.get(default) or None
+
+
+def locale_candidates(locale: str | None, available: list[str]) -> list[str]:
+    """The keys of `available` (locale tags) that serve `locale`, best first: the exact tag,
+    then the same language in the same script, then the bare language."""
+    return _candidates(locale, available)
 
 
 def _candidates(locale: str | None, available: list[str]) -> list[str]:
@@ -105,10 +111,20 @@ def render(connector: Connector, text: str, *, agent: Mapping[str, Any],
     verbatim inside whatever the channel adds around it."""
     who = agent_identity(agent, identity, first_reply=context.first_reply,
                          locale=context.customer_locale, policy=policy)
+    return render_as(connector, who, text, context)
+
+
+def render_as(connector: Connector, who: AgentIdentity, text: str,
+              context: RenderContext) -> Rendered:
+    """Render `text` under an identity already chosen (an agent's, or a team's for an
+    automatic message). Buttons go to a connector that renders them natively; for any other
+    the choices are spelled out as text (`buttons_text`) and read back from the customer's
+    next message by the host."""
+    if context.buttons and not getattr(connector, "native_buttons", False):
+        if context.buttons_text:
+            text = f"{text}\n\n{context.buttons_text}" if text else context.buttons_text
+        context = replace(context, buttons=())
     rendered = connector.render(who, text, context)
     if not rendered.shown_name:
-        rendered = Rendered(text=rendered.text, entities=rendered.entities,
-                            username=rendered.username, icon_url=rendered.icon_url,
-                            subject=rendered.subject, html=rendered.html, extra=rendered.extra,
-                            shown_name=who.name)
+        rendered = replace(rendered, shown_name=who.name)
     return rendered

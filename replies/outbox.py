@@ -194,9 +194,13 @@ class Outbox(InConversationOrder):
     async def enqueue(self, conversation: Mapping[str, Any], *, agent_id: str, agent_name: str,
                       agent_title: str | None, text: str, rendered: Rendered,
                       context: ReplyContext | None = None,
-                      idempotency_key: str | None = None) -> tuple[Doc, bool]:
+                      idempotency_key: str | None = None,
+                      automatic: str | None = None) -> tuple[Doc, bool]:
         """Store a reply, queued; `(doc, False)` when this idempotency key was already used.
-        `agent_name` recorded is the name the customer sees (`rendered.shown_name`)."""
+        `agent_name` recorded is the name the customer sees (`rendered.shown_name`).
+        `automatic` (the kind of an automatic message, measures/auto.py) is recorded on it,
+        and such a message is no agent's response: it leaves `first_response_at` and
+        `responders` as they were."""
         now = self.clock.now()
         ctx = context or ReplyContext()
         conv_id = str(conversation["_id"])
@@ -224,6 +228,8 @@ class Outbox(InConversationOrder):
         }
         if idempotency_key:
             doc["idempotency_key"] = idempotency_key
+        if automatic:
+            doc["automatic"] = automatic
         try:
             await self.coll.insert_one(doc)
         except DuplicateKeyError:
@@ -235,7 +241,7 @@ class Outbox(InConversationOrder):
                 raise
             return first, False
         await self._store_message(doc)
-        await self._summarise(conversation, doc, agent_id, now)
+        await self._summarise(conversation, doc, agent_id, now, automatic=bool(automatic))
         self._notify()
         return doc, True
 
@@ -248,21 +254,24 @@ class Outbox(InConversationOrder):
             await self.db.messages.insert_one(shown)
 
     async def _summarise(self, conversation: Mapping[str, Any], doc: Doc, agent_id: str,
-                         now: datetime) -> None:
+                         now: datetime, *, automatic: bool = False) -> None:
         """One pipeline update: activity, preview, first response, who has replied.
 
         Like ingest, this runs after the message is stored; a crash in between leaves a stale
         preview, never a lost reply (the messages are the truth)."""
         conv_oid = oid(str(conversation["_id"]))
-        await self.db.conversations.update_one({"_id": conv_oid}, [{"$set": {
+        summary: Doc = {
             "last_message_at": {"$max": ["$last_message_at", now]},
             "sk": {"$max": ["$sk", make_sk(now, conv_oid)]},
             "preview": preview_of_doc(doc), "preview_direction": "out",
             "message_count": {"$add": [{"$ifNull": ["$message_count", 0]}, 1]},
-            "first_response_at": {"$ifNull": ["$first_response_at", now]},
-            "last_outbound_at": now,
-            "responders": {"$setUnion": [{"$ifNull": ["$responders", []]}, [agent_id]]},
-        }}])
+        }
+        if not automatic:
+            summary.update({
+                "first_response_at": {"$ifNull": ["$first_response_at", now]},
+                "last_outbound_at": now,
+                "responders": {"$setUnion": [{"$ifNull": ["$responders", []]}, [agent_id]]}})
+        await self.db.conversations.update_one({"_id": conv_oid}, [{"$set": summary}])
 
     # claim
 

@@ -3,6 +3,7 @@ the search indexer, started and stopped with the process."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from inbox.clock import Clock
@@ -15,6 +16,8 @@ from teams.search import Indexer, Search, index_conversation
 from teams.settings import TeamSettings
 from teams.store import TeamStore
 
+log = logging.getLogger(__name__)
+
 
 class TeamWork:
     def __init__(self, db: Database, settings: TeamSettings, brand: str, clock: Clock) -> None:
@@ -26,11 +29,27 @@ class TeamWork:
         self.indexer = Indexer(db)
         self.search = Search(db)
         self.names = NamePolicies(db, self.store, brand)
+        # what follows team work without changing it (measures/auto.py): objects with
+        # `routed(conv, contact, decision)` and `status_changed(conv, status)`
+        self.observers: list[Any] = []
         self.started = False
 
     async def _routed(self, conv: Doc, contact: Doc | None, decision: Any) -> None:
         await index_conversation(self.db, {**conv, "labels": decision.get("labels") or []},
                                  contact)
+        for observer in self.observers:
+            try:
+                await observer.routed(conv, contact, decision)
+            except Exception:  # an observer must not stop routing
+                log.exception("team work: an observer failed after routing")
+
+    async def status_changed(self, conv: Doc, status: str) -> None:
+        """Called by whoever changed a conversation's status through the assigner."""
+        for observer in self.observers:
+            try:
+                await observer.status_changed(conv, status)
+            except Exception:  # the status is changed; an observer's failure is its own
+                log.exception("team work: an observer failed after a status change")
 
     async def setup(self) -> None:
         await team_db.ensure_indexes(self.db)

@@ -89,6 +89,14 @@ class TeamStore:
             if missing:
                 raise Invalid("members", f"no such agent: {missing[0]}")
             out["members"] = list(dict.fromkeys(members))
+        if "leads" in body:  # who leads the team: edits its shared canned replies
+            leads = [str(m) for m in body.get("leads") or []]
+            known = {str(a["_id"]) async for a in self.db.agents.find(
+                {"_id": {"$in": [oid(m) for m in leads]}}, {"_id": 1})}
+            missing = [m for m in leads if m not in known]
+            if missing:
+                raise Invalid("leads", f"no such agent: {missing[0]}")
+            out["leads"] = list(dict.fromkeys(leads))
         if "business_hours" in body:
             try:
                 out["business_hours"] = hours.validate(body.get("business_hours"))
@@ -120,7 +128,8 @@ class TeamStore:
         return out
 
     async def create_team(self, body: Mapping[str, Any]) -> Doc:
-        doc: Doc = {"_id": ObjectId(), "title": None, "members": [], "business_hours": None,
+        doc: Doc = {"_id": ObjectId(), "title": None, "members": [], "leads": [],
+                    "business_hours": None,
                     "fallback_team_id": None, "overflow_after_s": None, "max_open": None,
                     "member_caps": {}, "reassign_on_away": False,
                     "created_at": datetime.now(UTC)}

@@ -21,7 +21,7 @@ from connectors.slack.normalise import (
     normalise,
     when,
 )
-from inbox.models import Ignored, InboundMessage, MessageDeleted, ReactionChanged
+from inbox.models import Ignored, InboundMessage, Interaction, MessageDeleted, ReactionChanged
 from tests.helpers_normalise import FIXTURES as FIXTURE_ROOT
 from tests.helpers_normalise import Fixture, as_json, inbound_fixtures
 
@@ -296,7 +296,8 @@ def _survives(payload: Any) -> None:
         result = normalise(payload, ACCOUNT)
     except UnreadablePayload:
         return
-    assert isinstance(result, Ignored | InboundMessage | MessageDeleted | ReactionChanged)
+    assert isinstance(result, Ignored | InboundMessage | MessageDeleted | ReactionChanged
+                      | Interaction)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from connectors.telegram.normalise import UnparseableUpdate
 from connectors.telegram.normalise import normalise_update as normalise
-from inbox.models import AccountId, Ignored, InboundMessage
+from inbox.models import AccountId, Ignored, InboundMessage, Interaction
 from tests.helpers_normalise import FIXTURES as FIXTURE_ROOT
 from tests.helpers_normalise import Fixture, all_fixture_files, as_json, inbound_fixtures
 
@@ -284,8 +284,8 @@ def _outcome(update: Any) -> None:
         result = normalise(update, ACCOUNT, BOT_ID)
     except UnparseableUpdate:
         return
-    assert isinstance(result, InboundMessage | Ignored)
-    if isinstance(result, InboundMessage):
+    assert isinstance(result, InboundMessage | Interaction | Ignored)
+    if isinstance(result, InboundMessage | Interaction):
         json.dumps(as_json(result), ensure_ascii=False)
 
 

@@ -58,8 +58,9 @@ async def set_status(request: web.Request, conv_id: str, status: str,
     from datetime import UTC, datetime
 
     changes = {**changes, "status_changed_at": datetime.now(UTC)}
-    result: dict[str, Any] = await _services(request).teams.assigner.set_status(
-        conv_id, status, changes)
+    work = _services(request).teams
+    result: dict[str, Any] = await work.assigner.set_status(conv_id, status, changes)
+    await work.status_changed(result, status)
     return result
 
 

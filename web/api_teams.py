@@ -40,6 +40,7 @@ async def team_json(work: Any, doc: dict[str, Any]) -> dict[str, Any]:
     tid = str(doc["_id"])
     return {"id": tid, "name": doc.get("name") or "", "names": dict(doc.get("names") or {}),
             "title": doc.get("title"), "members": list(doc.get("members") or []),
+            "leads": list(doc.get("leads") or []),
             "business_hours": doc.get("business_hours"),
             "fallback_team_id": doc.get("fallback_team_id"),
             "overflow_after_s": doc.get("overflow_after_s"), "max_open": doc.get("max_open"),

@@ -24,7 +24,17 @@ from inbox.db import Database, Doc
 from inbox.embedded import EmbeddedServer
 from inbox.secrets import CredentialBox
 from inbox.store import Store
-from web import api, api_accounts, api_names, api_replies, api_search, api_teams, webhooks
+from web import (
+    api,
+    api_accounts,
+    api_auto,
+    api_canned,
+    api_names,
+    api_replies,
+    api_search,
+    api_teams,
+    webhooks,
+)
 from web.auth import auth_middleware
 from web.errors import error_middleware
 from web.openapi import openapi_document
@@ -88,6 +98,7 @@ class Services:
     events: Any = None
     webhooks: Any = None
     teams: Any = None  # teams.service.TeamWork
+    measures: Any = None  # measures.service.Measures
     background: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
@@ -113,6 +124,9 @@ def build_services(settings: Settings, client: AsyncMongoClient[Doc], secret_key
     from teams.service import TeamWork
 
     services.teams = TeamWork(db, settings.teams, settings.identity.brand, clock)
+    from measures.service import Measures
+
+    services.measures = Measures(db, services.teams, settings.identity, clock)
     return services
 
 
@@ -160,6 +174,8 @@ def create_app(services: Services) -> web.Application:
     app.router.add_routes(api.routes)
     app.router.add_routes(api_accounts.routes)
     app.router.add_routes(api_replies.routes)
+    app.router.add_routes(api_canned.routes)
+    app.router.add_routes(api_auto.routes)
     with contextlib.suppress(ImportError):
         from web import ui
 

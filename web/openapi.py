@@ -17,7 +17,9 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 
 from inbox.models import ConversationStatus
 from web import schemas as s
+from web import schemas_canned as sc
 from web import schemas_teams as st
+from web.openapi_canned import canned_paths
 
 REF = "#/components/schemas/{model}"
 _ERROR = {"$ref": "#/components/responses/Error"}
@@ -57,8 +59,10 @@ def component_schemas() -> dict[str, Any]:
     """Every model's schema and the models they nest, keyed by model name."""
     found: dict[str, Any] = {}
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
-        *((m, "validation") for m in (*s.REQUEST_MODELS, *st.REQUEST_MODELS)),
-        *((m, "serialization") for m in (*s.RESPONSE_MODELS, *st.RESPONSE_MODELS))]
+        *((m, "validation") for m in (*s.REQUEST_MODELS, *st.REQUEST_MODELS,
+                                      *sc.REQUEST_MODELS)),
+        *((m, "serialization") for m in (*s.RESPONSE_MODELS, *st.RESPONSE_MODELS,
+                                         *sc.RESPONSE_MODELS))]
     for model, mode in models:
         schema = model.model_json_schema(ref_template=REF, mode=mode,
                                          schema_generator=_Generator)
@@ -302,7 +306,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "Switchboard API", "version": "0.1.0",
                  "description": "Errors are JSON {\"error\": {\"code\", \"message\"}}."},
         "paths": {**_own_paths(), **_conversation_paths(), **_admin_paths(),
-                  **_team_paths()},
+                  **_team_paths(), **canned_paths(_op, _json, _query, _ID)},
         "components": {
             "schemas": copy.deepcopy(component_schemas()),
             "responses": {"Error": _json(s.Error, "Error")},

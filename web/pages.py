@@ -42,7 +42,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # what app.js may say: keys under these prefixes go into the page as JSON
 JS_PREFIXES = ("js.", "presence.", "live.", "status.", "delivery.", CONNECTOR_PREFIX, "attachment.",
                "accounts.error.", "accounts.test_ok", "conv.edited", "conv.as_sent",
-               "conv.unassigned", "inbox.unread_count.")
+               "conv.unassigned", "inbox.unread_count.", "canned.js.")
 BLANK_CONVERSATION: dict[str, Any] = {
     "id": "", "platform": "", "account_id": "", "kind": "", "status": "", "assignee_id": None,
     "title": None, "contact": None, "last_message_at": None, "preview": "", "unread": 0}

@@ -259,6 +259,8 @@ class Message(Out):
     full_text: str | None = Field(description="with quoted history and signature, when "
                                               "`text` is the folded version")
     shown_name: str | None = Field(description="the exact name the customer saw (replies)")
+    automatic: str | None = Field(None, description="an automatic message's kind (welcome, "
+                                  "queue, queue_update, after_hours, closing)")
 
 
 class LastError(Out):
@@ -459,4 +461,5 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Error, Conversation, Message, Account, AccountTestResult, Agent, Me, Token, TokenCreated,
     AuditEntry, Platform, Compose, Health, ConversationPage, MessagePage, AuditPage,
     AccountList, AgentList, TokenList, PlatformList)
-# the team-work models (web/schemas_teams.py) are listed there; web/openapi.py takes both
+# the models of team work and standard answers (web/schemas_teams.py, web/schemas_canned.py)
+# are listed there; web/openapi.py takes all of them

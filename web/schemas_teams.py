@@ -37,6 +37,8 @@ class TeamCreate(Body):
     names: dict[str, str] = Field(default_factory=dict, description="locale → name (售后)")
     title: str | None = Field(None, max_length=64, description="shown to customers")
     members: list[str] = Field(default_factory=list, max_length=500)
+    leads: list[str] = Field(default_factory=list, max_length=50, description="team leads "
+                             "(edit the team's shared canned replies)")
     business_hours: BusinessHours | None = None
     fallback_team_id: str | None = None
     overflow_after_s: float | None = Field(None, ge=0, le=604800)
@@ -53,6 +55,7 @@ class TeamPatch(Body):
     names: dict[str, str] | SkipJsonSchema[None] = None
     title: str | None = Field(None, max_length=64)
     members: list[str] | SkipJsonSchema[None] = Field(None, max_length=500)
+    leads: list[str] | SkipJsonSchema[None] = Field(None, max_length=50)
     business_hours: BusinessHours | None = None
     fallback_team_id: str | None = None
     overflow_after_s: float | None = Field(None, ge=0, le=604800)
@@ -67,6 +70,7 @@ class Team(Out):
     names: dict[str, str]
     title: str | None
     members: list[str]
+    leads: list[str] = Field(default_factory=list)
     business_hours: dict[str, Any] | None
     fallback_team_id: str | None
     overflow_after_s: float | None

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from connectors.registry import CONNECTORS
 from inbox.store import UNASSIGNED, NotFound
-from web import events, login, ui_admin, ui_teams
+from web import events, login, ui_admin, ui_canned, ui_teams
 from web.csrf import check_form_csrf, cookie_secure
 from web.errors import ApiError
 from web.i18n import LANG_COOKIE, normalise_locale
@@ -175,4 +175,5 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/locale", switch_language)
     ui_admin.setup(app)
     ui_teams.setup(app)
+    ui_canned.setup(app)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=False)

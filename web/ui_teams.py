@@ -91,6 +91,7 @@ async def team_save(request: web.Request) -> web.StreamResponse:
             await _audit(request, "team.delete", team_id)
             raise web.HTTPFound("/admin/teams?notice=deleted")
         body = _team_form(data, members)
+        body["leads"] = [str(m) for m in post.getall("leads", [])]
         if team_id:
             doc = await work.store.update_team(team_id, body)
         else:

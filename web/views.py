@@ -77,6 +77,7 @@ def message_json(doc: Doc) -> dict[str, Any]:
                       for r in doc.get("reactions") or [] if isinstance(r, dict)],
         "html": _with_attachment_urls(doc.get("html"), str(doc["_id"])),
         "full_text": doc.get("full_text"),
+        "automatic": doc.get("automatic"),
         "shown_name": (doc.get("rendered") or {}).get("shown_name") or (
             doc.get("agent_name") if doc.get("direction") == "out" else None),
     }

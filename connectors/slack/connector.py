@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -47,7 +47,9 @@ from connectors.slack.strings import STRINGS
 from inbox.models import (
     AgentIdentity,
     Author,
+    Button,
     Delivery,
+    Interaction,
     Measure,
     OutboundMessage,
     RenderContext,
@@ -71,6 +73,18 @@ POST_SCOPE = "chat_postMessage"
 def _route_thread(route: Mapping[str, Any] | None) -> str | None:
     thread_ts = (route or {}).get("thread_ts")
     return thread_ts if isinstance(thread_ts, str) and thread_ts else None
+
+
+def blocks(text: str, buttons: tuple[Button, ...]) -> list[dict[str, Any]] | None:
+    """The reply as Block Kit with its buttons under it
+    (https://docs.slack.dev/reference/block-kit/block-elements/button-element/); None when it
+    has none (plain `text`, as before). `text` stays the notification's fallback."""
+    if not buttons:
+        return None
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
+            {"type": "actions", "elements": [
+                {"type": "button", "text": {"type": "plain_text", "text": b.label[:75]},
+                 "action_id": b.data[:255], "value": b.value[:2000]} for b in buttons[:25]]}]
 
 
 def _scopes(headers: Mapping[str, Any] | None) -> list[str] | None:
@@ -103,6 +117,7 @@ class SlackConnector(ConnectorBase):
     app_webhook: ClassVar[bool] = False
     strings: ClassVar[Mapping[str, Mapping[str, str]]] = STRINGS
     normaliser: ClassVar[Any] = normaliser
+    native_buttons: ClassVar[bool] = True  # Block Kit buttons; presses are block_actions
     # bot, user and app-level tokens (the signing secret has no shape of its own)
     secret_patterns: ClassVar[tuple[str, ...]] = (r"xox[abposr]-[A-Za-z0-9-]{10,}",
                                                   r"xapp-[A-Za-z0-9-]{10,}")
@@ -237,6 +252,9 @@ class SlackConnector(ConnectorBase):
         except SignatureError as exc:
             log.warning("slack account %s: webhook refused: %s", self.account.id, exc.reason)
             return HttpResponse.error(401, "invalid_signature", exc.reason)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type == "application/x-www-form-urlencoded":
+            return await self._interactivity(request.body)
         try:
             text = request.body.decode("utf-8")
             payload = json.loads(text)
@@ -246,6 +264,8 @@ class SlackConnector(ConnectorBase):
             return HttpResponse.error(400, "invalid_body", "the body is not a JSON object")
         if payload.get("type") == "url_verification":
             return HttpResponse.of_json(200, {"challenge": str(payload.get("challenge", ""))})
+        if payload.get("type") == "block_actions":  # Slack sends these form-encoded
+            return await self.store_interaction(payload)
         if payload.get("type") != "event_callback":
             log.info("slack account %s: %s payload ignored", self.account.id,
                      payload.get("type"))
@@ -273,6 +293,31 @@ class SlackConnector(ConnectorBase):
         return HttpResponse.error(503, "not_stored",
                                   "the event could not be stored; Slack will retry")
 
+    async def _interactivity(self, body: bytes) -> HttpResponse:
+        """An interactivity payload, `payload=<JSON>` form-encoded (the Request URL is the
+        same as for events): a button press is stored, then answered 200 with an empty body
+        within Slack's 3 seconds
+        (https://docs.slack.dev/interactivity/handling-user-interaction/#acknowledgment_response)."""
+        try:
+            form = parse_qs(body.decode("utf-8"), strict_parsing=True)
+            payload = json.loads(form["payload"][0])
+        except (ValueError, KeyError, IndexError):
+            return HttpResponse.error(400, "invalid_body", "no interactivity payload")
+        if not isinstance(payload, dict):
+            return HttpResponse.error(400, "invalid_body", "the payload is not a JSON object")
+        return await self.store_interaction(payload)
+
+    async def store_interaction(self, payload: dict[str, Any]) -> HttpResponse:
+        try:
+            result = normaliser.normalise(payload, self.account)
+        except normaliser.UnreadablePayload as exc:
+            log.warning("slack account %s: unreadable interactivity payload: %s",
+                        self.account.id, exc)
+            return HttpResponse(200, b"", "text/plain")
+        if isinstance(result, Interaction):
+            await self.runtime.sink([result])
+        return HttpResponse(200, b"", "text/plain")
+
     def inbound(self) -> SlackSocketSource | None:
         return SlackSocketSource(self) if self.account.mode == "socket" else None
 
@@ -293,9 +338,9 @@ class SlackConnector(ConnectorBase):
             sender, _ = rendering.fill(SENDER_TEMPLATE, rendering.identity_fields(identity))
             return Rendered(text=escape(rendering.with_greeting(identity, text)),
                             username=sender, icon_url=identity.avatar_url or None,
-                            shown_name=sender)
+                            shown_name=sender, buttons=context.buttons)
         return Rendered(text=escape(rendering.with_signature(identity, text)),
-                        shown_name=identity.name)
+                        shown_name=identity.name, buttons=context.buttons)
 
     def measure(self, text: str, context: RenderContext) -> Measure:
         return Measure(used=len(text), limit=TEXT_LIMIT, unit="characters")
@@ -325,7 +370,7 @@ class SlackConnector(ConnectorBase):
             resp = await self.web.chat_postMessage(
                 channel=channel, text=rendered.text, thread_ts=thread_ts,
                 username=rendered.username, icon_url=rendered.icon_url, link_names=False,
-                parse="none")
+                parse="none", blocks=blocks(rendered.text, outbound.buttons))
         except Exception as exc:
             raise classify(exc, scope=POST_SCOPE) from exc
         await self._note_scopes(resp.headers)

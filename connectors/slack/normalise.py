@@ -33,6 +33,7 @@ from inbox.models import (
     Ignored,
     InboundEvent,
     InboundMessage,
+    Interaction,
     MessageDeleted,
     ReactionChanged,
 )
@@ -350,7 +351,46 @@ def _reaction(payload: Mapping[str, Any], event: Mapping[str, Any],
         raw=dict(payload))
 
 
+def _block_actions(payload: Mapping[str, Any], event: Mapping[str, Any],
+                   account: AccountContext) -> Interaction | Ignored:
+    """A press of a Block Kit button under one of our messages: an interactivity payload
+    (https://docs.slack.dev/reference/interaction-payloads/block_actions-payload/), POSTed
+    form-encoded to the Request URL or sent as a Socket Mode `interactive` envelope. Our
+    buttons carry `action_id` = `action:value` (`Button.data`, unique in its block)."""
+    where = "block_actions"
+    user = _map(payload, "user", where)
+    user_id = _id(user, "id", f"{where}.user")
+    channel = _id(_map(payload, "channel", where), "id", f"{where}.channel")
+    message = _opt_map(payload, "message", where) or {}
+    container = _opt_map(payload, "container", where) or {}
+    ts = _opt_ts(message, "ts", f"{where}.message") or _opt_ts(
+        container, "message_ts", f"{where}.container")
+    if ts is None:
+        return Ignored("a button press outside a message")
+    root = _opt_ts(message, "thread_ts", f"{where}.message") or _opt_ts(
+        container, "thread_ts", f"{where}.container") or ts
+    _, thread_key = _conversation(channel, None, root, account)
+    actions = payload.get("actions")
+    if not isinstance(actions, list):
+        raise UnreadablePayload(f"{where}: 'actions' must be a list")
+    for i, action in enumerate(actions):  # a button press carries one action
+        awhere = f"{where}.actions[{i}]"
+        if not isinstance(action, Mapping):
+            raise UnreadablePayload(f"{awhere}: must be an object")
+        action_id = _str(action, "action_id", awhere)
+        name, sep, value = action_id.partition(":")
+        if not sep or action.get("type") != "button":
+            continue
+        pressed = _ts(action, "action_ts", awhere)
+        return Interaction(account_id=AccountId(account.id), platform=PLATFORM,
+                           thread_key=thread_key, user_id=user_id, action=name, value=value,
+                           at=when(pressed), external_id=f"{channel}:{pressed}",
+                           raw=dict(payload))
+    return Ignored("no button of ours was pressed")
+
+
 HANDLERS: dict[str, Handler] = {
+    "block_actions": _block_actions,
     "message": _message,
     "app_mention": _message,
     "message.file_share": _message,
@@ -365,7 +405,10 @@ HANDLERS: dict[str, Handler] = {
 
 def dispatch_key(payload: Any) -> str | None:
     """The HANDLERS entry for an `event_callback`; None for anything else (including message
-    subtypes we do not store: channel_join, channel_topic, pinned_item, ...)."""
+    subtypes we do not store: channel_join, channel_topic, pinned_item, ...) and a
+    `block_actions` interactivity payload (a button press)."""
+    if isinstance(payload, Mapping) and payload.get("type") == "block_actions":
+        return "block_actions"
     if not isinstance(payload, Mapping) or payload.get("type") != "event_callback":
         return None
     event = payload.get("event")
@@ -400,6 +443,8 @@ def normalise(payload: Any, account: AccountContext) -> InboundEvent | Ignored:
         raise UnreadablePayload("payload has no 'type': not a Slack Events API payload")
     if ptype == "url_verification":
         return Ignored("url_verification is answered by the connector")
+    if ptype == "block_actions":
+        return _block_actions(payload, {}, account)
     if ptype != "event_callback":
         return Ignored(f"unsupported payload type: {ptype}")
     event = _map(payload, "event", "payload")

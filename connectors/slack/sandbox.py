@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -250,6 +250,53 @@ class SlackSandbox:
         payload = self.state.reaction_event(self.workspace(channel.team_id), user_id, channel,
                                             ts, reaction, added)
         await self.deliver(payload, wait=wait)
+        return payload
+
+    async def press(self, user_id: str, channel_id: str, ts: str, action_id: str) -> dict[str, Any]:
+        """A customer presses a Block Kit button of one of the app's messages: a
+        `block_actions` payload, to the app's socket (an `interactive` envelope) or POSTed,
+        signed and form-encoded, to its Request URL (the events URL here)."""
+        posted = next((p for p in self.state.posted if p.channel == channel_id and p.ts == ts),
+                      None)
+        if posted is None:
+            raise ValueError("no such message")
+        blocks = posted.params.get("blocks") or []
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        button = next((e for b in blocks if b.get("type") == "actions"
+                       for e in b.get("elements", []) if e.get("action_id") == action_id), None)
+        if button is None:
+            raise ValueError("that message has no such button")
+        channel = self.state.channels[channel_id]
+        ws = self.workspace(channel.team_id)
+        message: dict[str, Any] = {"type": "message", "user": ws.bot_user_id, "ts": ts,
+                                   "text": posted.text, "blocks": blocks}
+        if posted.thread_ts:
+            message["thread_ts"] = posted.thread_ts
+        payload = {
+            "type": "block_actions", "team": {"id": ws.team_id, "domain": ws.domain},
+            "user": {"id": user_id, "team_id": ws.team_id}, "api_app_id": ws.app_id,
+            "token": "verification-token-unused", "trigger_id": f"{int(time.time())}.1.x",
+            "container": {"type": "message", "message_ts": ts, "channel_id": channel_id,
+                          "is_ephemeral": False, **({"thread_ts": posted.thread_ts}
+                                                    if posted.thread_ts else {})},
+            "channel": {"id": channel_id, "name": channel.name}, "message": message,
+            "actions": [{"type": "button", "action_id": action_id,
+                         "block_id": "b", "text": button.get("text"),
+                         "value": button.get("value"), "action_ts": self.state.next_ts()}]}
+        if self.hub.connected(ws.app_id) or (ws.app_token and not ws.events_url):
+            await self.hub.push(ws.app_id, payload, kind="interactive")
+        elif ws.events_url:
+            assert self._session is not None, "start() the sandbox first"
+            body = urlencode({"payload": json.dumps(payload, ensure_ascii=False)}).encode()
+            timestamp = str(int(time.time()))
+            async with self._session.post(ws.events_url, data=body, headers={
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    TIMESTAMP_HEADER: timestamp,
+                    SIGNATURE_HEADER: sign(ws.signing_secret, timestamp, body)}) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    raise ValueError(f"the app answered {resp.status}")
         return payload
 
     async def deliver(self, payload: dict[str, Any], *, wait: bool = False) -> None:

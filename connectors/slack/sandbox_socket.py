@@ -31,10 +31,11 @@ class Envelope:
     payload: dict[str, Any]
     attempts: list[int] = field(default_factory=list)  # retry_attempt of each send
     acked: bool = False
+    kind: str = "events_api"  # or "interactive" (a button press)
 
     def frame(self, retry_attempt: int) -> str:
         return json.dumps({
-            "envelope_id": self.id, "payload": self.payload, "type": "events_api",
+            "envelope_id": self.id, "payload": self.payload, "type": self.kind,
             "accepts_response_payload": False, "retry_attempt": retry_attempt,
             "retry_reason": "timeout" if retry_attempt else ""})
 
@@ -92,8 +93,9 @@ class SocketHub:
             self.acks.append(envelope.id)
             self._changed.set()
 
-    async def push(self, app_id: str, payload: dict[str, Any]) -> Envelope:
-        envelope = Envelope(id=str(uuid.uuid4()), app_id=app_id, payload=payload)
+    async def push(self, app_id: str, payload: dict[str, Any], *,
+                   kind: str = "events_api") -> Envelope:
+        envelope = Envelope(id=str(uuid.uuid4()), app_id=app_id, payload=payload, kind=kind)
         self.envelopes[envelope.id] = envelope
         if self.connected(app_id):
             await self._send(envelope)

@@ -127,9 +127,15 @@ class SlackSocketSource:
 
     async def _handle(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest,
                       runtime: AccountRuntime) -> None:
+        if req.type == "interactive" and isinstance(req.payload, dict):
+            # a button press: stored, then acknowledged (unacknowledged on failure, so Slack
+            # sends it again)
+            await self.connector.store_interaction(req.payload)
+            await client.send_socket_mode_response(SocketModeResponse(req.envelope_id))
+            return
         if req.type != "events_api":
-            # Interactivity and slash commands are not ours: acknowledge so Slack does not
-            # keep resending, and store nothing.
+            # Slash commands and other interactivity are not ours: acknowledge so Slack does
+            # not keep resending, and store nothing.
             log.info("slack account %s: socket envelope of type %s ignored",
                      self.connector.account.id, req.type)
             await client.send_socket_mode_response(SocketModeResponse(req.envelope_id))

@@ -15,7 +15,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from telegram import Bot, MessageEntity, ReplyParameters
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    MessageEntity,
+    ReplyParameters,
+)
 from telegram import error as tg
 from telegram.request import HTTPXRequest
 
@@ -42,6 +48,7 @@ from inbox.models import (
     AgentIdentity,
     Delivery,
     InboundMessage,
+    Interaction,
     Measure,
     OutboundMessage,
     PermanentError,
@@ -56,6 +63,7 @@ log = logging.getLogger(__name__)
 DEFAULT_API = "https://api.telegram.org"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 TEXT_LIMIT = 4096  # UTF-16 code units: https://core.telegram.org/bots/api#sendmessage
+CALLBACK_DATA_LIMIT = 64  # bytes: https://core.telegram.org/bots/api#inlinekeyboardbutton
 
 
 class TelegramConnector(ConnectorBase):
@@ -65,6 +73,7 @@ class TelegramConnector(ConnectorBase):
     ack_deadline: ClassVar[float] = 60.0
     strings: ClassVar[Mapping[str, Mapping[str, str]]] = STRINGS
     normaliser: ClassVar[Any] = normaliser
+    native_buttons: ClassVar[bool] = True  # an inline keyboard; presses are callback queries
     secret_patterns: ClassVar[tuple[str, ...]] = (r"\d{5,}:[A-Za-z0-9_-]{30,}",)
     credential_fields: ClassVar[tuple[CredentialField, ...]] = (
         CredentialField("bot_token", "Bot token", secret=True,
@@ -161,16 +170,32 @@ class TelegramConnector(ConnectorBase):
         if result is None:
             return HttpResponse.of_json(200, {"ok": True, "ignored": True})
         (stored,) = await self.runtime.sink([result])
+        if isinstance(result, Interaction):
+            await self.answer(result)
         return HttpResponse.of_json(200, {"ok": True, "message_id": stored.message_id})
 
-    def parse(self, update: Any) -> InboundMessage | str | None:
-        """The message to store, None to ignore, or the reason it cannot be parsed."""
+    async def answer(self, press: Interaction) -> None:
+        """`answerCallbackQuery`, so the customer's button stops spinning
+        (https://core.telegram.org/bots/api#answercallbackquery). Best effort: an unanswered
+        query only spins until Telegram gives up on it."""
+        if not press.external_id:
+            return
+        try:
+            await self._ready()
+            await self.bot.answer_callback_query(press.external_id)
+        except (tg.TelegramError, ValueError) as exc:
+            log.info("telegram account %s: could not answer a button press: %s",
+                     self.account.id, type(exc).__name__)
+
+    def parse(self, update: Any) -> InboundMessage | Interaction | str | None:
+        """The message or button press to store, None to ignore, or the reason it cannot be
+        parsed."""
         try:
             result = normaliser.normalise_update(update, AccountId(self.account.id),
                                                  self.bot_id)
         except normaliser.UnparseableUpdate as exc:
             return str(exc)
-        if isinstance(result, InboundMessage):
+        if isinstance(result, InboundMessage | Interaction):
             return result
         log.info("telegram account %s: ignored update: %s", self.account.id, result.reason)
         return None
@@ -178,7 +203,8 @@ class TelegramConnector(ConnectorBase):
     def inbound(self) -> TelegramPolling | None:
         if self.account.mode != "polling":
             return None
-        return TelegramPolling(self.bot, self._ready, self.parse, self.account.id, classify)
+        return TelegramPolling(self.bot, self._ready, self.parse, self.account.id, classify,
+                               answer=self.answer)
 
     # ------------------------------------------------------------------ outbound
 
@@ -189,14 +215,17 @@ class TelegramConnector(ConnectorBase):
         types is ever read as markup."""
         body = with_greeting(identity, text)
         line, spans = signature_line(identity)
+        buttons = tuple(b for b in context.buttons
+                        if len(b.data.encode()) <= CALLBACK_DATA_LIMIT)
         if not line.strip():
-            return Rendered(text=body, shown_name=identity.name)
+            return Rendered(text=body, shown_name=identity.name, buttons=buttons)
         prefix = f"{body}\n\n" if body else ""
         base = utf16_len(prefix)
         entities = tuple(
             TextEntity("bold", base + utf16_len(line[:start]), utf16_len(line[start:end]))
             for start, end in spans if end > start)
-        return Rendered(text=prefix + line, entities=entities, shown_name=identity.name)
+        return Rendered(text=prefix + line, entities=entities, shown_name=identity.name,
+                        buttons=buttons)
 
     def measure(self, text: str, context: RenderContext) -> Measure:
         return Measure(used=utf16_len(text), limit=TEXT_LIMIT, unit="utf16")
@@ -215,6 +244,9 @@ class TelegramConnector(ConnectorBase):
         except ValueError:
             raise PermanentError("This conversation has no Telegram chat to answer in.",
                                  code="no_chat") from None
+        if outbound.buttons:  # one row: a survey's 1–5
+            params["reply_markup"] = InlineKeyboardMarkup([[
+                InlineKeyboardButton(b.label, callback_data=b.data) for b in outbound.buttons]])
         try:
             await self._ready()
             sent = await self.bot.send_message(chat_id=chat_id, text=outbound.text,

@@ -11,7 +11,15 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from inbox.models import AccountId, Attachment, Author, ConversationKind, Ignored, InboundMessage
+from inbox.models import (
+    AccountId,
+    Attachment,
+    Author,
+    ConversationKind,
+    Ignored,
+    InboundMessage,
+    Interaction,
+)
 
 if TYPE_CHECKING:
     from connectors.base import AccountContext
@@ -366,8 +374,37 @@ def _message(msg: Mapping[str, Any], account_id: AccountId, bot_id: str | None,
     )
 
 
+def _callback_query(query: Mapping[str, Any], account_id: AccountId, bot_id: str | None,
+                    raw: dict[str, Any]) -> Interaction | Ignored:
+    """A press of one of our inline keyboard buttons
+    (https://core.telegram.org/bots/api#callbackquery): `data` is the button's `action:value`
+    (`Button.data`). The payload has no time of its own; the pressed message's date stands
+    in (the host records when it handled the press)."""
+    where = "callback_query"
+    query_id = _str(query, "id", where)
+    user = _map(query, "from", where)
+    user_id = _int(user, "id", f"{where}.from")
+    data = _opt_str(query, "data", where)
+    if not data or ":" not in data:
+        return Ignored("callback query without our button data")
+    message = _opt_map(query, "message", where)
+    if message is None:
+        return Ignored("callback query from an inline message")
+    chat = _map(message, "chat", f"{where}.message")
+    if bot_id is not None:
+        sender = _opt_map(message, "from", f"{where}.message")
+        if sender is not None and str(_int(sender, "id", f"{where}.message.from")) != bot_id:
+            return Ignored("callback query on a message that is not ours")
+    action, _, value = data.partition(":")
+    return Interaction(account_id=account_id, platform=PLATFORM,
+                       thread_key=str(_int(chat, "id", f"{where}.message.chat")),
+                       user_id=str(user_id), action=action, value=value,
+                       at=_ts(message, "date", f"{where}.message"), external_id=query_id,
+                       raw=raw)
+
+
 Handler = Callable[[Mapping[str, Any], AccountId, str | None, dict[str, Any]],
-                   InboundMessage | Ignored]
+                   InboundMessage | Interaction | Ignored]
 
 
 def _ignore(reason: str) -> Handler:
@@ -377,6 +414,7 @@ def _ignore(reason: str) -> Handler:
 HANDLERS: dict[str, Handler] = {
     "message": lambda m, a, b, r: _message(m, a, b, edited=False, raw=r),
     "edited_message": lambda m, a, b, r: _message(m, a, b, edited=True, raw=r),
+    "callback_query": _callback_query,
     # Channels are broadcast, not support conversations; business messages need a
     # business connection we don't model yet.
     "channel_post": _ignore("channel post"),
@@ -391,13 +429,13 @@ def dispatch_key(payload: Any) -> str | None:
     return next((field for field in HANDLERS if field in payload), None)
 
 
-def normalise(payload: Any, account: AccountContext) -> InboundMessage | Ignored:
+def normalise(payload: Any, account: AccountContext) -> InboundMessage | Interaction | Ignored:
     """The contract's entry point (connectors.base.Normaliser)."""
     return normalise_update(payload, AccountId(account.id), account.platform_id)
 
 
 def normalise_update(update: Mapping[str, Any], account_id: AccountId,
-                     bot_id: str | None = None) -> InboundMessage | Ignored:
+                     bot_id: str | None = None) -> InboundMessage | Interaction | Ignored:
     """Normalise one Telegram `Update` object.
 
     `bot_id` is our bot's numeric id (the token's prefix / `getMe().id`): its own messages,

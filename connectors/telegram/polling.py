@@ -17,14 +17,15 @@ from telegram import Bot
 from telegram import error as tg
 
 from connectors.base import AccountRuntime, Batch
-from inbox.models import InboundMessage, TransientError
+from inbox.models import InboundMessage, Interaction, TransientError
 
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT = 20
-ALLOWED_UPDATES = ["message", "edited_message"]
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 
-Parse = Callable[[Any], InboundMessage | str | None]
+Parse = Callable[[Any], InboundMessage | Interaction | str | None]
+Answer = Callable[[Interaction], Any]
 
 
 class TelegramPolling:
@@ -32,13 +33,14 @@ class TelegramPolling:
 
     def __init__(self, bot: Bot, ready: Callable[[], Any], parse: Parse, account_id: str,
                  classify: Callable[[Exception], Exception], *,
-                 poll_timeout: int = POLL_TIMEOUT) -> None:
+                 poll_timeout: int = POLL_TIMEOUT, answer: Answer | None = None) -> None:
         self.bot = bot
         self._ready = ready
         self.parse = parse
         self.account_id = account_id
         self.classify = classify
         self.poll_timeout = poll_timeout
+        self.answer = answer
         self.rounds = 0
 
     async def fetch(self, runtime: AccountRuntime) -> Batch:
@@ -50,11 +52,15 @@ class TelegramPolling:
                                  "polling", code="webhook_set") from exc
         except tg.TelegramError as exc:
             raise self.classify(exc) from exc
-        events: list[InboundMessage] = []
+        events: list[InboundMessage | Interaction] = []
         for raw in raws:
             parsed = self.parse(raw)
-            if isinstance(parsed, InboundMessage):
+            if isinstance(parsed, InboundMessage | Interaction):
                 events.append(parsed)
+                if isinstance(parsed, Interaction) and self.answer is not None:
+                    # the button stops spinning now; a press stored twice (a repeated
+                    # round) is the same interaction id, stored once
+                    await self.answer(parsed)
             elif isinstance(parsed, str):
                 log.warning("telegram account %s: dropped unparseable update: %s",
                             self.account_id, parsed)

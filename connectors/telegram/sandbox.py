@@ -70,6 +70,7 @@ class TelegramSandbox:
             "setwebhook": self._set_webhook, "deletewebhook": self._delete_webhook,
             "getwebhookinfo": self._get_webhook_info, "sendmessage": self._send_message,
             "getfile": self._get_file, "getchat": self._get_chat,
+            "answercallbackquery": self._answer_callback_query,
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -84,6 +85,7 @@ class TelegramSandbox:
         app.router.add_post("/_sandbox/failures", self._ctl_fail)
         app.router.add_delete("/_sandbox/failures", self._ctl_clear)
         app.router.add_get("/_sandbox/sent", self._ctl_sent)
+        app.router.add_post("/_sandbox/presses", self._ctl_press)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -149,6 +151,32 @@ class TelegramSandbox:
         update = text_update(self._bot(token), chat_id, text, user=user, chat_type=chat_type,
                              chat_title=chat_title, reply_to_message_id=reply_to_message_id)
         return {"update_id": self.inject_update(token, update), **update}
+
+    def press_button(self, token: str, chat_id: int, message_id: int, data: str, *,
+                     user: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A customer presses an inline keyboard button under one of the bot's messages: a
+        `callback_query` update (https://core.telegram.org/bots/api#callbackquery). The
+        button must be on that message, as on Telegram."""
+        bot = self._bot(token)
+        message = bot.messages.get(chat_id, {}).get(message_id)
+        if message is None:
+            raise ValueError("no such message")
+        offered = [b.get("callback_data") for row in (message.get("reply_markup") or {}).get(
+            "inline_keyboard", []) for b in row]
+        if data not in offered:
+            raise ValueError("that message has no such button")
+        chat = message["chat"]
+        sender = {"is_bot": False, **(user or {"id": chat_id, "first_name": chat.get(
+            "first_name") or "Test"})}
+        query_id = f"{bot.id}{bot.next_update_id:08d}"
+        update = {"callback_query": {"id": query_id, "from": sender, "message": message,
+                                     "chat_instance": f"-{abs(chat_id) * 7919}",
+                                     "data": data}}
+        return {"update_id": self.inject_update(token, update), **update}
+
+    def answered(self, token: str) -> list[str]:
+        """The callback query ids the bot answered."""
+        return list(self._bot(token).answered)
 
     def add_file(self, file_id: str, data: bytes, file_path: str,
                  mime: str = "application/octet-stream") -> None:
@@ -329,11 +357,28 @@ class TelegramSandbox:
         message["text"] = text  # parse_mode markup is not interpreted: text is kept verbatim
         if entities:
             message["entities"] = entities
+        markup = params.get("reply_markup")
+        if isinstance(markup, dict) and markup.get("inline_keyboard"):
+            rows = markup["inline_keyboard"]
+            if not all(isinstance(r, list) and all(
+                    isinstance(b, dict) and isinstance(b.get("text"), str) and (
+                        b.get("callback_data") is None or len(str(b["callback_data"]).encode())
+                        <= 64) for b in r) for r in rows):
+                raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+            message["reply_markup"] = {"inline_keyboard": rows}
         bot.remember(message)
         bot.sent.append({"method": "sendMessage", "params": params, "result": message})
         bot.sent_changed.set()
         bot.sent_changed = asyncio.Event()
         return message
+
+    async def _answer_callback_query(self, bot: BotState, params: Params) -> Any:
+        query_id = params.get("callback_query_id")
+        if not isinstance(query_id, str) or not query_id:
+            raise ApiError(400, "Bad Request: query is too old and response timeout expired "
+                                "or query ID is invalid")
+        bot.answered.append(query_id)
+        return True
 
     async def _get_file(self, bot: BotState, params: Params) -> Any:
         entry = self._files.get(str(params.get("file_id")))
@@ -426,6 +471,11 @@ class TelegramSandbox:
     async def _ctl_clear(self, request: web.Request) -> web.Response:
         self.clear_failures(request.query.get("token"))
         return web.json_response({"ok": True, "result": True})
+
+    async def _ctl_press(self, request: web.Request) -> web.Response:
+        return await control(request, lambda b: self.press_button(
+            str(b["token"]), int(b["chat_id"]), int(b["message_id"]), str(b["data"]),
+            user=b.get("user")), 201)
 
     async def _ctl_sent(self, request: web.Request) -> web.Response:
         try:

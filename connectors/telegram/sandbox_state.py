@@ -125,6 +125,7 @@ class BotState:
     sent_changed: asyncio.Event = field(default_factory=asyncio.Event)
     calls: list[dict[str, Any]] = field(default_factory=list)
     failures: deque[Failure] = field(default_factory=deque)
+    answered: list[str] = field(default_factory=list)
 
     def user(self) -> dict[str, Any]:
         return {"id": self.id, "is_bot": True, "first_name": self.first_name,
