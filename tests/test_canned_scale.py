@@ -1,6 +1,7 @@
 """Canned replies at a size a large team keeps (2,000, a tenth of them Chinese-titled
 variants of the labelled set): the reply box's search and the suggestions stay interactive,
-and a search reads the whole set from the database only after a change."""
+and a search reads the whole set from the database only after a change. The timings are
+printed for the record; the project asserts no timings in tests (bench/ measures)."""
 
 from __future__ import annotations
 
@@ -63,5 +64,4 @@ async def test_search_and_suggestions_at_2000_replies(db: Database) -> None:
           f"{rebuild * 1000:.0f} ms; search p50 "
           f"{sorted(timings)[len(timings) // 2] * 1000:.1f} ms, max {max(timings) * 1000:.1f} "
           f"ms; suggestion {suggestion * 1000:.1f} ms")
-    assert top[0][0]["title"].startswith("退款到账时间")
-    assert max(timings) < 0.25 and suggestion < 0.25
+    assert top[0][0]["title"].startswith("退款到账时间")  # timings are printed, not asserted

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from web import schemas_canned as sc
-from web.api import _services, body_as
+from web.api_base import _services, body_as
 from web.auth import client_address, requires
 from web.errors import ApiError
 

@@ -13,7 +13,7 @@ from inbox.store import NotFound
 from measures.canned import Forbidden, Invalid, Viewer, choose_body, fill
 from measures.suggest import suggest
 from web import schemas_canned as sc
-from web.api import _services, body_as
+from web.api_base import _services, body_as
 from web.auth import client_address, requires
 from web.errors import ApiError
 
@@ -55,7 +55,7 @@ class Filler:
             return self.values
         services = _services(self.request)
         agent = self.request["agent"]
-        from web.api_search import policy_name  # the name policy gives the agent's name
+        from web.api_names import policy_name  # the name policy gives the agent's name
 
         try:
             policy = await policy_name(self.request, dict(self.conv))
