@@ -55,8 +55,10 @@ async def _conversation_page(request: web.Request, docs: list[Any]) -> list[dict
     contacts = await services.store.contacts_by_id([d.get("contact_id") for d in docs])
     waiting = [str(d["_id"]) for d in docs if d.get("queued_since")]
     places = await services.teams.assigner.positions(waiting) if waiting else {}
+    slas = await services.measures.sla_of([str(d["_id"]) for d in docs])
     return [conversation_json(d, contacts.get(d.get("contact_id") or ""),
-                              places.get(str(d["_id"]))) for d in docs]
+                              places.get(str(d["_id"]))) | {"sla": slas.get(str(d["_id"]))}
+            for d in docs]
 
 
 @routes.get("/api/me")
@@ -85,6 +87,17 @@ async def list_conversations(request: web.Request) -> web.Response:
     assignee = q.get("assignee") or None
     if assignee == "me":
         assignee = str(request["agent"]["_id"])
+    if q.get("sort") == "sla":  # breaching soonest (web/api_measures.py)
+        from web.api_measures import breaching_soonest
+
+        docs, cursor = await breaching_soonest(request, status=status, assignee=assignee,
+                                               platform=q.get("platform") or None,
+                                               limit=_limit(request),
+                                               cursor=q.get("cursor") or None)
+        return web.json_response({"items": await _conversation_page(request, docs),
+                                  "next_cursor": cursor})
+    if q.get("sort") not in (None, "", "activity"):
+        raise ApiError(400, "validation", "sort: activity or sla", field="sort")
     docs, cursor = await _services(request).store.list_conversations(
         status=status, platform=q.get("platform") or None, assignee=assignee,
         limit=_limit(request), cursor=q.get("cursor") or None)

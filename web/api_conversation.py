@@ -47,7 +47,9 @@ async def apply_patch(request: web.Request, conv_id: str, body: Any) -> dict[str
         doc = await work.assigner.set_assignee(conv_id, body.assignee_id, by=me)
     if "status" in fields:
         changes = {"status": body.status}
+        before = doc.get("status")
         doc = await set_status(request, conv_id, body.status, changes)
+        await services.measures.status_changed(conv_id, before, doc, agent)  # SLA, survey
     return dict(doc)
 
 

@@ -24,7 +24,7 @@ from inbox.db import Database, Doc
 from inbox.embedded import EmbeddedServer
 from inbox.secrets import CredentialBox
 from inbox.store import Store
-from web import api, api_accounts, api_replies, api_search, api_teams, webhooks
+from web import api, api_accounts, api_measures, api_replies, api_search, api_teams, webhooks
 from web.auth import auth_middleware
 from web.errors import error_middleware
 from web.openapi import openapi_document
@@ -88,6 +88,7 @@ class Services:
     events: Any = None
     webhooks: Any = None
     teams: Any = None  # teams.service.TeamWork
+    measures: Any = None  # measures.service.Measures
     background: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
@@ -113,6 +114,11 @@ def build_services(settings: Settings, client: AsyncMongoClient[Doc], secret_key
     from teams.service import TeamWork
 
     services.teams = TeamWork(db, settings.teams, settings.identity.brand, clock)
+    from measures.service import Measures
+
+    services.measures = Measures(db, clock, settings.sla, settings.csat, settings.identity,
+                                 teams=services.teams, routing=settings.teams.routing)
+    services.measures.channels, services.measures.store = channels, store
     return services
 
 
@@ -156,6 +162,7 @@ def create_app(services: Services) -> web.Application:
     webhooks.setup(app)
     app.router.add_routes(api_teams.routes)  # before api's: /api/agents/me is not an {id}
     app.router.add_routes(api_search.routes)
+    app.router.add_routes(api_measures.routes)
     app.router.add_routes(api.routes)
     app.router.add_routes(api_accounts.routes)
     app.router.add_routes(api_replies.routes)

@@ -18,6 +18,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 from inbox.models import ConversationStatus
 from web import schemas as s
 from web import schemas_teams as st
+from web.openapi_measures import measure_paths
 
 REF = "#/components/schemas/{model}"
 _ERROR = {"$ref": "#/components/responses/Error"}
@@ -116,6 +117,8 @@ def _conversation_paths() -> dict[str, Any]:
             "Conversations, newest activity first", _json(s.ConversationPage),
             params=[_query("status", status_enum), _query("platform", {"type": "string"}),
                     _query("assignee", {"type": "string"}, "an agent id, 'me' or 'none'"),
+                    _query("sort", {"enum": ["activity", "sla"]},
+                           "sla: breaching soonest (running SLA clocks only)"),
                     *_PAGING])},
         "/api/conversations/{id}": {
             "get": _op("One conversation", _json(s.Conversation), params=[_ID]),
@@ -302,7 +305,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "Switchboard API", "version": "0.1.0",
                  "description": "Errors are JSON {\"error\": {\"code\", \"message\"}}."},
         "paths": {**_own_paths(), **_conversation_paths(), **_admin_paths(),
-                  **_team_paths()},
+                  **_team_paths(), **measure_paths()},
         "components": {
             "schemas": copy.deepcopy(component_schemas()),
             "responses": {"Error": _json(s.Error, "Error")},

@@ -88,6 +88,8 @@ async def start_services(settings: Settings, uri: str,
         await services.worker.start()
     await services.channels.start_all()
     await services.teams.start()
+    services.measures.outbox = services.outbox
+    await services.measures.start()
     services.background.append(asyncio.create_task(watch_health(services)))
     return services
 
@@ -98,6 +100,8 @@ async def stop_services(services: Services) -> None:
     await asyncio.gather(*services.background, return_exceptions=True)
     if services.events is not None:
         await services.events.stop()
+    if services.measures is not None:
+        await services.measures.stop()
     if services.teams is not None:
         await services.teams.stop()
     if services.worker is not None:

@@ -12,12 +12,15 @@ answer against it).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from inbox.models import ConversationKind, ConversationStatus, DeliveryState
+
+if TYPE_CHECKING:  # defined there, resolved by Conversation.model_rebuild below
+    from web.schemas_measures import ConversationSla, Csat
 
 Role = Literal["admin", "agent"]
 UILocale = Literal["en", "zh-CN"]
@@ -191,6 +194,9 @@ class Conversation(Out):
                                        "while it waits for a free agent (lists and the "
                                        "conversation; null in live events)")
     routing: RoutingDecision | None = Field(None, description="the recorded routing decision")
+    sla: ConversationSla | None = Field(None, description="its SLA targets' due times and "
+                                        "breaches (web/schemas_measures.py)")
+    csat: Csat | None = Field(None, description="the customer's satisfaction score")
 
 
 class Author(Out):
@@ -452,12 +458,16 @@ class PlatformList(Out):
     items: list[Platform]
 
 
+from web import schemas_measures as _m  # noqa: E402
 from web import schemas_teams as _t  # noqa: E402 - they use the models above
+
+Conversation.model_rebuild(_types_namespace={"ConversationSla": _m.ConversationSla,
+                                             "Csat": _m.Csat})
 
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     ConversationPatch, AgentCreate, AgentPatch, TokenCreate, ReplyCreate, RetryBody,
-    AccountCreate, AccountPatch, *_t.REQUEST_MODELS)
+    AccountCreate, AccountPatch, *_t.REQUEST_MODELS, *_m.REQUEST_MODELS)
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Error, Conversation, Message, Account, AccountTestResult, Agent, Me, Token, TokenCreated,
     AuditEntry, Platform, Compose, Health, ConversationPage, MessagePage, AuditPage,
-    AccountList, AgentList, TokenList, PlatformList, *_t.RESPONSE_MODELS)
+    AccountList, AgentList, TokenList, PlatformList, *_t.RESPONSE_MODELS, *_m.RESPONSE_MODELS)
