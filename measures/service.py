@@ -212,7 +212,7 @@ class Measures:
                 reopen = action == "reopen"
                 if action == "notify":
                     await self.notify(survey.get("team_id"), "csat_low", conv_id,
-                                      score=answer.score, agent_id=survey.get("agent_id"))
+                                      score=answer.score, subject_agent_id=survey.get("agent_id"))
         if message_at is not None and not reopen:
             await self._keep_resolved(conv_id, message_at)
         if reopen:
@@ -309,7 +309,8 @@ class Measures:
             for act in acts:
                 if act.kind == "notify":
                     await self.notify(timer.get("team_id"), "sla_breach", conv_id,
-                                      target=act.target, agent_id=timer.get("agent_id"))
+                                      target=act.target,
+                                      subject_agent_id=timer.get("agent_id"))
                 elif act.kind == "reassign":
                     await self._reassign(conv_id, timer)
             done += 1

@@ -359,7 +359,7 @@ class SlaClocks:
         width = timedelta(hours=1)
         found: list[Doc] = []
         while len(found) < limit and lo < FAR:
-            hi = min(lo + width, FAR)
+            hi = FAR if width >= FAR - lo else lo + width
             docs = await self.db.sla_timers.find(
                 {"due_at": {"$gte": lo, "$lt": hi}},
                 {"_id": 1, "due_at": 1}, hint=[("due_at", ASCENDING), ("_id", ASCENDING)],

@@ -226,7 +226,7 @@ def notification_json(doc: dict[str, Any]) -> dict[str, Any]:
     return {"id": str(doc["_id"]), "kind": doc.get("kind"),
             "conversation_id": doc.get("conversation_id"), "team_id": doc.get("team_id"),
             "target": doc.get("target"), "score": doc.get("score"),
-            "agent_id": doc.get("agent_id_of") or None, "at": iso(doc.get("at")),
+            "agent_id": doc.get("subject_agent_id"), "at": iso(doc.get("at")),
             "read": bool(doc.get("read"))}
 
 
