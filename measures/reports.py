@@ -90,8 +90,7 @@ class Row:
             "resolution_p50_s": percentile(self.hist["res"], 50),
             "sla_hit_rate": c["sla_hit"] / c["sla_n"] if c["sla_n"] else None,
             "csat_avg": c["csat_sum"] / c["csat_n"] if c["csat_n"] else None,
-            "csat_response_rate": min(c["csat_n"] / c["surveys"], 1.0) if c["surveys"]
-            else None,
+            "csat_response_rate": c["csat_n"] / c["surveys"] if c["surveys"] else None,
             "messages_in": c["messages_in"], "messages_out": c["messages_out"]}
 
 

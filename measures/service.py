@@ -206,7 +206,9 @@ class Measures:
         if csat is not None and answer.kind == "score":
             dims = {"team_id": survey.get("team_id"), "agent_id": survey.get("agent_id"),
                     "channel": survey.get("channel")}
-            tally.add(at, dims, csat_n=1, csat_sum=int(answer.score or 0))
+            # with the survey it answers: "of the surveys sent then, how many were answered"
+            sent = _aware(survey.get("sent_at")) or at
+            tally.add(sent, dims, csat_n=1, csat_sum=int(answer.score or 0))
             if self.surveys.is_low(answer.score):
                 action = self.csat_settings.low_action
                 reopen = action == "reopen"
