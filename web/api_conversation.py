@@ -47,9 +47,7 @@ async def apply_patch(request: web.Request, conv_id: str, body: Any) -> dict[str
         doc = await work.assigner.set_assignee(conv_id, body.assignee_id, by=me)
     if "status" in fields:
         changes = {"status": body.status}
-        before = doc.get("status")
         doc = await set_status(request, conv_id, body.status, changes)
-        await services.measures.status_changed(conv_id, before, doc, agent)  # SLA, survey
     return dict(doc)
 
 
@@ -59,9 +57,12 @@ async def set_status(request: web.Request, conv_id: str, status: str,
     assignee's counter and the team's queue follow."""
     from datetime import UTC, datetime
 
+    services = _services(request)
+    before = (await services.store.get_conversation(conv_id)).get("status")
     changes = {**changes, "status_changed_at": datetime.now(UTC)}
-    result: dict[str, Any] = await _services(request).teams.assigner.set_status(
-        conv_id, status, changes)
+    result: dict[str, Any] = await services.teams.assigner.set_status(conv_id, status, changes)
+    # SLA clocks pause, resume or stop; a resolve sends the survey (measures/service.py)
+    await services.measures.status_changed(conv_id, before, result, request["agent"])
     return result
 
 
