@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from pymongo import ASCENDING
 
-from inbox.db import Database, Doc
+from inbox.db import Database
 from measures.counters import COUNTS, HISTOGRAMS
 
 GROUPS = ("day", "channel", "team", "agent")
@@ -33,7 +33,6 @@ COLUMNS = ("key", "opened", "resolved", "reopened", "first_response_p50_s",
            "first_response_p90_s", "resolution_p50_s", "sla_hit_rate", "csat_avg",
            "csat_response_rate", "messages_in", "messages_out")
 MAX_DAYS = 400
-_DIM = {"channel": "channel", "team": "team", "agent": "agent"}
 
 
 def percentile(hist: Mapping[int, int], p: float) -> int | None:
@@ -109,27 +108,24 @@ async def report(db: Database, start: date, end: date, zone: ZoneInfo,
         while day <= end:
             rows[day.isoformat()]
             day += timedelta(days=1)
-    async for bucket in _buckets(db, lo, hi):
-        rows[_key(bucket, group_by, zone)].add(bucket)
+    part = "all" if group_by == "day" else group_by
+    async for bucket in db.report_counters.find(
+            {"hour": {"$gte": lo, "$lt": hi}}, {"hour": 1, part: 1},
+            hint=[("hour", ASCENDING)], batch_size=1000):
+        if group_by == "day":
+            rows[_day(bucket["hour"], zone)].add(bucket.get("all") or {})
+        else:
+            for key, counters in (bucket.get(part) or {}).items():
+                rows[key].add(counters)
     keys: Iterable[str] = sorted(rows)
     return {"rows": [rows[k].as_json(k) for k in keys], "group_by": group_by,
             "from": start.isoformat(), "to": end.isoformat(), "tz": zone.key,
             "approximate": not whole_hour_zone(zone, start, end)}
 
 
-async def _buckets(db: Database, lo: datetime, hi: datetime) -> Any:
-    async for bucket in db.report_counters.find(
-            {"hour": {"$gte": lo, "$lt": hi}}, hint=[("hour", ASCENDING)],
-            batch_size=2000):
-        yield bucket
-
-
-def _key(bucket: Doc, group_by: str, zone: ZoneInfo) -> str:
-    if group_by == "day":
-        hour = bucket["hour"]
-        hour = hour if hour.tzinfo else hour.replace(tzinfo=UTC)
-        return hour.astimezone(zone).date().isoformat()
-    return str(bucket.get(_DIM[group_by]) or "none")
+def _day(hour: datetime, zone: ZoneInfo) -> str:
+    hour = hour if hour.tzinfo else hour.replace(tzinfo=UTC)
+    return hour.astimezone(zone).date().isoformat()
 
 
 def as_csv(rows: list[dict[str, Any]]) -> str:
