@@ -8,8 +8,8 @@ own, nothing on `conversations` or `messages` (whose every write would pay for i
   lead is to be notified, a conversation handed over) is what the checker reads. Both are
   absent on a paused or finished clock, so either index holds only running clocks: its size
   follows the open conversations, not the messages.
-- `report_counters`: one document per UTC hour, each grouping (all, channel, team, agent) a
-  sub-document of counters, `$inc`-ed by the follower (measures/counters.py).
+- `report_counters`: one document per UTC hour and grouping (all, channel, team, agent),
+  `$inc`-ed by the follower (measures/counters.py).
 - `csat_surveys`: the survey sent in a conversation (`_id` = its id) waiting for its answer.
 - `notifications`: what a team lead is told in the UI, newest first per agent.
 """
@@ -24,7 +24,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     "sla_policies": [],
     "sla_timers": [IndexModel([("due_at", ASCENDING), ("_id", ASCENDING)]),
                    IndexModel([("check_at", ASCENDING)])],
-    "report_counters": [IndexModel([("hour", ASCENDING)])],
+    "report_counters": [IndexModel([("part", ASCENDING), ("hour", ASCENDING)])],
     "csat_surveys": [],
     "notifications": [IndexModel([("agent_id", ASCENDING), ("at", DESCENDING)])],
 }
