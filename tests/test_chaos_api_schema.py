@@ -158,11 +158,11 @@ def test_every_api_route_is_documented_with_its_real_role() -> None:
     """The document and the code agree: the same operations, and each operation's
     `x-required-role` is the role its handler enforces (`web.auth.requires`)."""
     from web import api as api_routes
-    from web import api_accounts, api_replies, api_search, api_teams, events
+    from web import api_accounts, api_measures, api_replies, api_search, api_teams, events
 
     routes = {(r.method, r.path): r.handler for table in (
         api_routes.routes, api_accounts.routes, api_replies.routes, api_teams.routes,
-        api_search.routes) for r in table}
+        api_search.routes, api_measures.routes) for r in table}
     routes[("GET", "/api/events")] = events.events
     doc = openapi_document()["paths"]
     documented = {(method.upper(), path) for path, ops in doc.items() for method in ops}

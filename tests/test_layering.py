@@ -37,7 +37,7 @@ SHORT_NAMES = sorted(p for p in CONNECTORS if len(p) <= 2)
 def layer_files(*suffixes: str) -> list[Path]:
     return sorted(p for layer in LAYERS for p in (ROOT / layer).rglob("*")
                   if p.suffix in suffixes and p.is_file() and p not in ALLOWED
-                  and "__pycache__" not in p.parts)
+                  and "__pycache__" not in p.parts and "vendor" not in p.parts)
 
 
 def _python_strings(path: Path) -> list[tuple[int, str]]:

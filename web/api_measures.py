@@ -182,10 +182,12 @@ async def is_lead(request: web.Request) -> bool:
 def _date(request: web.Request, name: str) -> date:
     raw = request.query.get(name, "")
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
-        raise ApiError(400, "validation", f"{name}: a date like 2026-11-01",
-                       field=name) from None
+        day = None
+    if day is None or not date(1971, 1, 1) <= day <= date(9998, 12, 31):
+        raise ApiError(400, "validation", f"{name}: a date like 2026-11-01", field=name)
+    return day
 
 
 @routes.get("/api/reports")
@@ -199,7 +201,7 @@ async def get_report(request: web.Request) -> web.Response:
     tz_name = q.get("tz") or services.settings.ui.default_timezone
     try:
         zone = ZoneInfo(tz_name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError, UnicodeError):
         raise ApiError(400, "validation", "tz: a time zone like Asia/Shanghai",
                        field="tz") from None
     group_by = q.get("group_by") or "day"

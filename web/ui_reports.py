@@ -27,15 +27,16 @@ async def nav_extras(request: web.Request) -> None:
 def _zone(name: str, default: str) -> ZoneInfo:
     try:
         return ZoneInfo(name or default)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError, UnicodeError):
         return ZoneInfo(default)
 
 
 def _day(value: str, default: date) -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         return default
+    return day if date(1971, 1, 1) <= day <= date(9998, 12, 31) else default
 
 
 async def _names(request: web.Request, group_by: str) -> dict[str, str]:
