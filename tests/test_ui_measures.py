@@ -62,6 +62,11 @@ async def test_reports_sla_badges_and_notifications(ui_live: Live, locale: str,
     await expect(row.locator(".sla-badge")).to_have_attribute("data-state", "ok")
     await expect(page.locator("#sort-sla")).to_have_attribute("aria-current", "true")
 
+    # the conversation's side panel: its SLA clock
+    await page.goto(ui_live.url + f"/conversations/{conv['id']}")
+    await expect(page.locator("#side-sla-state")).to_have_attribute("data-state", "ok")
+    await page.goto(ui_live.url + "/?sort=sla")
+
     # the reports page: charts drawn by the vendored library, the table, the CSV
     await page.click("#nav-reports")
     await expect(page.locator("#report-charts")).to_have_attribute("data-drawn", "true")

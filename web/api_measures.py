@@ -265,6 +265,11 @@ async def set_leads(request: web.Request) -> web.Response:
             await services.agents.get(agent_id)
         except NotFound:
             raise ApiError(400, "validation", "leads: no such agent", field="leads") from None
-    leads = list(dict.fromkeys(body.leads))
-    await services.db.teams.update_one({"_id": team["_id"]}, {"$set": {"leads": leads}})
-    return web.json_response({"team_id": str(team["_id"]), "leads": leads})
+    changes: dict[str, Any] = {"leads": list(dict.fromkeys(body.leads))}
+    if "csat_enabled" in body.model_fields_set:
+        changes["csat_enabled"] = body.csat_enabled
+    await services.db.teams.update_one({"_id": team["_id"]}, {"$set": changes})
+    services.teams.store._forget()  # its cached teams carry `csat_enabled`
+    return web.json_response({"team_id": str(team["_id"]), "leads": changes["leads"],
+                              "csat_enabled": changes.get("csat_enabled",
+                                                          team.get("csat_enabled"))})

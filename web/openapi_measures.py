@@ -43,7 +43,8 @@ def measure_paths() -> dict[str, Any]:
             "Mark the caller's notifications read", _json(sm.NotificationList),
             errors=("401", "403"))},
         "/api/teams/{id}/leads": {"put": _op(
-            "Who leads a team (sees reports, is notified of breaches and low scores)",
+            "Who leads a team (sees reports, is notified of breaches and low scores), and "
+            "whether its conversations get satisfaction surveys",
             _json(sm.TeamLeadsOut), role="admin", params=[_ID], body=sm.TeamLeads,
             errors=rw)},
     }

@@ -127,11 +127,14 @@ class NotificationList(Out):
 
 class TeamLeads(Body):
     leads: list[str] = Field(max_length=100)
+    csat_enabled: bool | None = Field(None, description="send surveys for this team's "
+                                      "conversations (null: the [csat] setting decides)")
 
 
 class TeamLeadsOut(Out):
     team_id: str
     leads: list[str]
+    csat_enabled: bool | None = None
 
 
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (SlaPolicyBody, SlaPolicyPatch, TeamLeads)
