@@ -17,6 +17,7 @@ soonest") until it is met or the conversation is resolved.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -333,9 +334,12 @@ class SlaClocks:
             if timer is None:
                 return None, []
             version = timer.get("v", 0)
+            before = copy.deepcopy(timer)
             outcomes = event(timer) or []
             timer.update(fields or {})
             schedule(timer)
+            if timer == before:
+                return timer, outcomes  # nothing changed: no write
             timer["v"] = version + 1
             result = await self.db.sla_timers.replace_one({"_id": conv_id, "v": version}, timer)
             if result.modified_count == 1:

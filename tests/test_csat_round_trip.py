@@ -2,7 +2,9 @@
 the survey through the outbox under the name the customer saw, with inline buttons 1–5; the
 customer presses one (a callback query, answered), then writes a comment; a second customer
 types "2" instead; neither answer opens or reopens a conversation, the low score notifies the
-team's lead, and the report counts both."""
+team's lead, and the report counts both. Then, on a fake clock: what counts as a typed
+score, a low score configured to reopen, and an answer past the window that is just a
+message (and reopens, as any message does)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,16 @@ import pytest
 from bson import ObjectId
 
 from connectors.telegram.sandbox import TelegramSandbox
+from inbox.clock import FixedClock
 from inbox.db import Database
+from measures import sla
+from measures.counters import Tally
+from measures.csat import score_in
+from measures.service import Measures
+from measures.settings import CsatSettings, SlaSettings
+from replies.settings import IdentitySettings
+from teams.service import TeamWork
+from teams.settings import TeamSettings
 from tests.conftest import BOT_TOKEN
 from tests.live import Live, add_account, live_server, wait_for
 
@@ -129,10 +140,13 @@ async def test_survey_buttons_comment_and_a_typed_low_score(live: Live,
     await wait_for(lambda: _resolved(live, second))
 
     today = datetime.now(UTC).date().isoformat()
-    status, report = await call(live, "GET", f"/api/reports?from={today}&to={today}"
-                                              "&group_by=channel&tz=UTC")
-    assert status == 200
-    (row,) = report["rows"]
+
+    async def counted() -> Any:  # the counters are written at the end of the follower's batch
+        status, report = await call(live, "GET", f"/api/reports?from={today}&to={today}"
+                                                  "&group_by=channel&tz=UTC")
+        assert status == 200
+        return report if report["rows"] and report["rows"][0]["csat_avg"] == 3.0 else None
+    (row,) = (await wait_for(counted))["rows"]
     assert row["key"] == "telegram" and row["opened"] == 2 and row["resolved"] == 2
     assert row["csat_avg"] == 3.0 and row["csat_response_rate"] == 1.0
     assert row["reopened"] == 0  # survey answers reopen nothing
@@ -151,3 +165,50 @@ async def _async(value: Any) -> Any:
 
 async def _sent_count(tg: TelegramSandbox, chat: int, n: int) -> bool:
     return sum(1 for e in tg.sent(BOT_TOKEN) if e["result"]["chat"]["id"] == chat) >= n
+
+
+def test_what_counts_as_a_typed_score() -> None:
+    assert [score_in(t) for t in ("4", " 5 ", "５", "3!", "2。", "10", "4 stars", "", "0")] == \
+        [4, 5, 5, 3, 2, None, None, None, None]
+
+
+async def test_a_low_score_can_reopen_and_a_late_answer_is_just_a_message(db: Database) -> None:
+    clock = FixedClock(datetime(2026, 11, 2, 8, 0, tzinfo=UTC))
+    work = TeamWork(db, TeamSettings(routing=False, search_indexing=False), "Acme", clock)
+    await work.setup()
+    measures = Measures(db, clock, SlaSettings(follow=False),
+                        CsatSettings(enabled=True, low_action="reopen", answer_window_s=3600),
+                        IdentitySettings(), teams=work, routing=False)
+    measures.open_wait = 0
+    await measures.setup()
+    tally = Tally()
+    convs = []
+    for n in (1, 2):
+        conv = {"_id": ObjectId(), "platform": "chat", "account_id": "a", "status": "resolved",
+                "assignee_id": None, "team_id": None, "created_at": clock.now(), "labels": [],
+                "kind": "dm", "thread_key": f"t{n}", "sk": f"{n}"}
+        await db.conversations.insert_one(conv)
+        await measures.opened(conv, tally)
+        await measures.clocks.apply(str(conv["_id"]), lambda t: sla.resolved(t, clock.now()))
+        await db.csat_surveys.insert_one({
+            "_id": str(conv["_id"]), "n": 1, "state": "waiting", "sent_at": clock.now(),
+            "agent_id": "a1", "team_id": None, "channel": "chat", "score": None,
+            "comment": None})
+        convs.append(conv)
+    clock.advance(60)
+    message = {"_id": ObjectId(), "conversation_id": str(convs[0]["_id"]), "direction": "in",
+               "received_at": clock.now(), "sk": "x1", "text": "1"}
+    await measures.handle_messages([message])
+    first = await db.conversations.find_one({"_id": convs[0]["_id"]})
+    assert first is not None and first["csat"]["score"] == 1 and first["status"] == "open"
+    assert (await measures.clocks.get(str(convs[0]["_id"])) or {})["status"] == "open"
+
+    clock.advance(7200)  # past the answer window: "5" is an ordinary message, it reopens
+    late = {"_id": ObjectId(), "conversation_id": str(convs[1]["_id"]), "direction": "in",
+            "received_at": clock.now(), "sk": "x2", "text": "5"}
+    await measures.handle_messages([late])
+    second = await db.conversations.find_one({"_id": convs[1]["_id"]})
+    assert second is not None and "csat" not in second
+    counters = await db.report_counters.find({"part": "all"}).to_list()
+    assert sum(c["c"]["all"].get("reopened", 0) for c in counters) == 2
+    assert sum(c["c"]["all"].get("csat_n", 0) for c in counters) == 1
