@@ -101,15 +101,19 @@ class Measures:
         return {"team_id": conv.get("team_id"), "agent_id": agent_id or conv.get("assignee_id"),
                 "channel": conv.get("platform")}
 
-    async def opened(self, conv: Doc, tally: Tally) -> None:
-        """Start the clock of a conversation seen for the first time, and count it opened."""
+    async def opened(self, conv: Doc, tally: Tally) -> Doc | None:
+        """Start the clock of a conversation seen for the first time, and count it opened;
+        the new clock, or None when another process started it first."""
         policies = await self.clocks.policies()
         policy = sla.choose_policy(policies, conv)
         team = (await self.teams.store.teams()).get(conv.get("team_id") or "")
         hours = sla.policy_hours(policy, team) if policy else None
         at = _aware(conv.get("created_at")) or self.clock.now()
-        if await self.clocks.create(sla.new_timer(conv, policy, hours, at)):
-            tally.add(at, self.dims(conv), opened=1)
+        timer = sla.new_timer(conv, policy, hours, at)
+        if not await self.clocks.create(timer):
+            return None
+        tally.add(at, self.dims(conv), opened=1)
+        return timer
 
     def _outcomes(self, tally: Tally, outcomes: Sequence[sla.Outcome],
                   dims: Mapping[str, Any]) -> None:
@@ -133,7 +137,9 @@ class Measures:
         tally = Tally()
         for conv_id in ids:
             if conv_id not in timers and conv_id in convs:
-                await self.opened(convs[conv_id], tally)
+                timer = await self.opened(convs[conv_id], tally)
+                if timer is not None:
+                    timers[conv_id] = timer
         surveys = await self.surveys.waiting(ids)
         for conv_id in ids:
             conv = convs.get(conv_id)
@@ -144,7 +150,7 @@ class Measures:
                                                  if str(d["conversation_id"]) == conv_id],
                                           surveys, tally)
                 if timed:
-                    await self._move_clock(conv, timed, tally)
+                    await self._move_clock(conv, timed, tally, timers.get(conv_id))
             except Exception:  # one conversation must not stop the measures of the others
                 log.exception("measures: the messages of %s could not be measured", conv_id)
         await tally.flush(self.db)
@@ -176,7 +182,7 @@ class Measures:
         return timed
 
     async def _move_clock(self, conv: Doc, timed: list[tuple[Doc, datetime]],
-                          tally: Tally) -> None:
+                          tally: Tally, current: Doc | None) -> None:
         later: list[tuple[str, datetime, dict[str, Any], Any]] = []
 
         def event(timer: Doc) -> list[sla.Outcome]:
@@ -196,7 +202,7 @@ class Measures:
                 later.extend(("outcome", o.at, dims, o) for o in outcomes)
             return []
 
-        await self.clocks.apply(str(conv["_id"]), event, self._fields(conv))
+        await self.clocks.apply(str(conv["_id"]), event, self._fields(conv), current=current)
         for kind, at, dims, value in later:
             if kind == "fr":
                 tally.observe(at, dims, "fr", value)

@@ -326,11 +326,14 @@ class SlaClocks:
             return False
         return True
 
-    async def apply(self, conv_id: str, event: Event,
-                    fields: Mapping[str, Any] | None = None) -> tuple[Doc | None, list[Outcome]]:
-        """Apply `event` to a clock by compare-and-set; (None, []) when it has none."""
+    async def apply(self, conv_id: str, event: Event, fields: Mapping[str, Any] | None = None,
+                    *, current: Doc | None = None) -> tuple[Doc | None, list[Outcome]]:
+        """Apply `event` to a clock by compare-and-set; (None, []) when it has none. `current`
+        is the clock as the caller just read it (one read fewer; a stale one loses the
+        compare-and-set and is read again)."""
         for _ in range(20):
-            timer = await self.get(conv_id)
+            timer, current = (current, None) if current is not None else (
+                await self.get(conv_id), None)
             if timer is None:
                 return None, []
             version = timer.get("v", 0)
