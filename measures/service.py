@@ -225,8 +225,8 @@ class Measures:
                 continue
             conv_id = str(doc["conversation_id"])
             survey = (await self.surveys.waiting([conv_id])).get(conv_id)
-            score = int(doc["value"]) if str(doc.get("value")) in "12345" and doc.get(
-                "value") else None
+            value = str(doc.get("value") or "")
+            score = int(value) if value in ("1", "2", "3", "4", "5") else None
             at = _aware(doc.get("at")) or self.clock.now()
             if survey is not None and survey.get("state") == "waiting" and score is not None:
                 await self._answered(survey, Answer("score", score=score), at, tally)
@@ -282,7 +282,7 @@ class Measures:
         fields = self._fields(conv)
         dims = self.dims(conv)
         timer = await self.clocks.get(conv_id)
-        if after == "pending":
+        if after in ("pending", "snoozed"):  # waiting on the customer (or later): paused
             await self.clocks.apply(conv_id, lambda t: sla.paused(t, now), fields)
         elif after == "resolved":
             _, outcomes = await self.clocks.apply(conv_id, lambda t: sla.resolved(t, now), fields)

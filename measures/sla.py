@@ -166,8 +166,7 @@ def agent_replied(timer: Doc, at: datetime) -> list[Outcome]:
 
 
 def paused(timer: Doc, at: datetime) -> None:
-    if timer["status"] == "pending" or timer["status"] == "resolved":
-        timer["status"] = "pending" if timer["status"] == "pending" else timer["status"]
+    if timer["status"] != "open":
         return
     timer["status"], timer["paused_at"] = "pending", at
     for target, due in list(timer["due"].items()):
