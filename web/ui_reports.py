@@ -1,6 +1,6 @@
 """Service-measure pages: reports with charts and the CSV link (admins and team leads), the
-team leads' notifications, and the SLA helpers the inbox rows use. Roles are enforced here on
-the server; the one form carries the CSRF token."""
+team leads' notifications, SLA policies and team leads (admins), and the SLA helper the inbox
+rows use. Roles are enforced here on the server; every form carries the CSRF token."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
+from bson import ObjectId
 
 from measures.reports import COLUMNS, GROUPS, report
-from web.api_measures import is_lead, notification_json
+from teams.rules import PRIORITIES
+from web.api_measures import _clean_policy, is_lead, notification_json, policy_json
+from web.errors import ApiError
 from web.pages import form, page, render
 
 
@@ -108,7 +111,82 @@ def sla_left(sla: dict[str, Any] | None) -> tuple[str, bool, int, int] | None:
     return sla["state"], seconds < 0, minutes // 60, minutes % 60
 
 
+# ---------------------------------------------------------------------- SLA policies, leads
+
+
+async def _sla_page(request: web.Request, *, status: int = 200,
+                    error: str | None = None) -> web.Response:
+    services = request.app["services"]
+    await nav_extras(request)
+    teams = sorted((await services.teams.store.teams()).values(),
+                   key=lambda t: t.get("name") or "")
+    policies = [policy_json(p) for p in await services.measures.clocks.policies()]
+    agents = [a for a in await services.agents.list() if a.get("active")]
+    return render(request, "admin_sla.html", status=status, active="sla", policies=policies,
+                  teams=teams, agents=agents, priorities=PRIORITIES, error=error,
+                  team_names={str(t["_id"]): t.get("name") for t in teams},
+                  notice=request.query.get("notice"))
+
+
+@page("admin")
+async def sla_page(request: web.Request) -> web.StreamResponse:
+    return await _sla_page(request)
+
+
+def _minutes(value: str) -> int | None:
+    value = value.strip()
+    return int(value) * 60 if value.isdigit() and 0 < int(value) <= 527_040 else None
+
+
+@page("admin")
+async def sla_save(request: web.Request) -> web.StreamResponse:
+    data = await form(request)
+    db = request.app["services"].db
+    policy_id = request.match_info.get("id")
+    if policy_id:
+        if ObjectId.is_valid(policy_id):
+            await db.sla_policies.delete_one({"_id": ObjectId(policy_id)})
+        raise web.HTTPFound("/admin/sla?notice=deleted")
+    labels = [v.strip() for v in data.get("labels", "").replace("，", ",").split(",")
+              if v.strip()]
+    values = {"name": data.get("name", "").strip()[:100],
+              "applies_to": {"team_id": data.get("team_id") or None, "labels": labels,
+                             "priority": data.get("priority") or None},
+              "first_response_s": _minutes(data.get("first_response_min", "")),
+              "next_response_s": _minutes(data.get("next_response_min", "")),
+              "resolution_s": _minutes(data.get("resolution_min", "")),
+              "business_hours": bool(data.get("business_hours"))}
+    if not values["name"]:
+        return await _sla_page(request, status=400, error="name")
+    try:
+        values = await _clean_policy(request, values)
+    except ApiError as exc:
+        return await _sla_page(request, status=400, error=exc.message)
+    await db.sla_policies.insert_one({"_id": ObjectId(), **values,
+                                      "created_at": datetime.now(UTC)})
+    raise web.HTTPFound("/admin/sla?notice=saved")
+
+
+@page("admin")
+async def leads_save(request: web.Request) -> web.StreamResponse:
+    post = await request.post()
+    await form(request)
+    services = request.app["services"]
+    team = await services.teams.store.team(request.match_info["id"])
+    known = {str(a["_id"]) for a in await services.agents.list()}
+    leads = [str(v) for v in post.getall("leads", []) if str(v) in known]
+    choice = str(post.get("csat_enabled", ""))
+    await services.db.teams.update_one({"_id": team["_id"]}, {"$set": {
+        "leads": leads, "csat_enabled": {"yes": True, "no": False}.get(choice)}})
+    services.teams.store._forget()
+    raise web.HTTPFound("/admin/sla?notice=saved")
+
+
 def setup(app: web.Application) -> None:
+    app.router.add_get("/admin/sla", sla_page)
+    app.router.add_post("/admin/sla", sla_save)
+    app.router.add_post("/admin/sla/{id}", sla_save)
+    app.router.add_post("/admin/sla/teams/{id}", leads_save)
     app.router.add_get("/reports", reports_page)
     app.router.add_get("/notifications", notifications_page)
     app.router.add_post("/notifications/read", notifications_read)
