@@ -43,6 +43,17 @@ async def test_reports_sla_badges_and_notifications(ui_live: Live, locale: str,
     await expect(page.locator("#policy-list tbody tr[data-id]")).to_have_count(1)
     if locale == "zh-CN":
         assert english_left(await page.content()) == []
+    # a team's lead and its survey switch, on the same page
+    status, team = await ui_live.api("POST", "/api/teams", admin, json={"name": "售后"})
+    assert status == 201
+    await page.goto(ui_live.url + "/admin/sla")
+    lead_form = page.locator("#lead-list form")
+    await lead_form.locator(f"input[name='leads'][value='{admin['id']}']").check()
+    await lead_form.locator("select[name='csat_enabled']").select_option("yes")
+    await lead_form.locator("button[type='submit']").click()
+    await expect(page.locator("#sla-notice")).to_be_visible()
+    saved = await db.teams.find_one({"name": "售后"})
+    assert saved is not None and saved["leads"] == [admin["id"]] and saved["csat_enabled"]
     (policy,) = await db.sla_policies.find({}).to_list()
     assert (policy["first_response_s"], policy["resolution_s"]) == (3600, 86400)
     account = await ui_live.telegram_account(admin)
