@@ -44,7 +44,7 @@ async def test_reports_sla_badges_and_notifications(ui_live: Live, locale: str,
     if locale == "zh-CN":
         assert english_left(await page.content()) == []
     # a team's lead and its survey switch, on the same page
-    status, team = await ui_live.api("POST", "/api/teams", admin, json={"name": "售后"})
+    status, _ = await ui_live.api("POST", "/api/teams", admin, json={"name": "售后"})
     assert status == 201
     await page.goto(ui_live.url + "/admin/sla")
     lead_form = page.locator("#lead-list form")
