@@ -20,14 +20,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import fig_ingest, fig_live, fig_queries, fig_replies, fig_search, fig_sustained
+from bench import (
+    fig_ingest,
+    fig_live,
+    fig_queries,
+    fig_replies,
+    fig_reports,
+    fig_search,
+    fig_sustained,
+)
 from bench.cluster import Cluster
 from bench.stats import Clock, fmt, machine, table
 
 HERE = Path(__file__).resolve().parent
-FIGURES = ("ingest", "live", "replies", "queries", "search")
+FIGURES = ("ingest", "live", "replies", "queries", "search", "reports")
 EXTRA_FIGURES = ("sustained",)  # only when asked for: ten minutes and more
 DEFAULT_SIZES = [10_000, 100_000, 1_000_000]
+REPORTS_SECONDS = 130  # what the reports figure (last) needs: seeding 1M messages' counters
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -68,6 +77,7 @@ def _params(quick: bool) -> dict[str, dict[str, Any]]:
             "live": {"clients": 5, "updates": 5, "gap": 0.01},
             "replies": {"idle_n": 3, "replies": 10, "concurrency": 2, "conversations": 4},
             "queries": {"calls": 3},
+            "reports": {"messages": 4000, "calls": 3},
         }
     return {
         "ingest": {"new_chats": 1000, "b_seconds": 10.0, "open_seconds": 10.0,
@@ -75,6 +85,7 @@ def _params(quick: bool) -> dict[str, dict[str, Any]]:
         "live": {"clients": 100, "updates": 150, "gap": 0.05},
         "replies": {"idle_n": 40, "replies": 150, "concurrency": 8, "conversations": 40},
         "queries": {"calls": 60},
+        "reports": {"messages": 1_000_000, "calls": 10},
     }
 
 
@@ -120,13 +131,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 out = await fig_replies.run(cluster, **params["replies"])
             elif name == "sustained":
                 out = await fig_sustained.run(cluster, seconds=args.sustained_seconds)
+            elif name == "reports":
+                out = await fig_reports.run(cluster, **params["reports"])
             elif name == "search":
-                budget = clock.left() - 15
+                budget = clock.left() - 15 - (REPORTS_SECONDS if "reports" in only else 0)
                 out = await fig_search.run(cluster, sizes=sizes, budget_s=budget,
                                            calls=params["queries"]["calls"] // 2 or 3)
             else:
                 # the search figure (last) gets a third of what is left
-                budget = (clock.left() - 15) * (0.66 if "search" in only else 1.0)
+                budget = (clock.left() - 15 - (REPORTS_SECONDS if "reports" in only else 0)) \
+                    * (0.66 if "search" in only else 1.0)
                 out = await fig_queries.run(cluster, sizes=sizes, budget_s=budget,
                                             **params["queries"])
             out["seconds"] = round(time.monotonic() - started, 1)
@@ -222,7 +236,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 
 def _search_rows(figs: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    return fig_search.table_rows(figs["search"]) if "search" in figs else []
+    return (fig_search.table_rows(figs["search"]) if "search" in figs else []) + \
+        (fig_reports.table_rows(figs["reports"]) if "reports" in figs else [])
 
 
 def ingest_rows(f: dict[str, Any]) -> list[tuple[str, str, str, str]]:

@@ -56,7 +56,7 @@ async def sent_to(tg: TelegramSandbox, chat: int, n: int) -> list[str]:
 
 
 async def test_welcome_queue_after_hours_and_closing(e2e: Live, tg: TelegramSandbox) -> None:
-    auto = e2e.services.measures.auto
+    auto = e2e.services.answers.auto
     clock = auto.clock = FixedClock(T0)
     await add_account(e2e, tg)
     me = str(e2e.admin["_id"])

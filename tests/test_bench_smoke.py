@@ -14,7 +14,7 @@ async def test_quick_benchmark_run_produces_every_figure(mongo_uri: str, tmp_pat
     args = parse(["--quick", "--mongodb-uri", mongo_uri, "--out", str(tmp_path / "r.json")])
     results = await main(args)
     figures = results["figures"]
-    assert set(figures) == {"ingest", "live", "replies", "queries", "search"}
+    assert set(figures) == {"ingest", "live", "replies", "queries", "search", "reports"}
     ingest = figures["ingest"]
     assert ingest["messages_in_db"] == ingest["messages_acked"] > 0
     for run in ingest["runs"].values():
@@ -30,3 +30,6 @@ async def test_quick_benchmark_run_produces_every_figure(mongo_uri: str, tmp_pat
     assert [s["documents"] for s in figures["search"]["sizes"]] == [500, 1500]
     assert figures["search"]["sizes"][-1]["rare"]["hits_on_first_page"] == 1
     assert "| 5 search " in render(results)
+    assert figures["reports"]["bucket_documents"] > 0
+    assert figures["reports"]["month_by_day"]["rows"] == 30
+    assert "| 6 reports " in render(results)

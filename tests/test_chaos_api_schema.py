@@ -162,6 +162,7 @@ def test_every_api_route_is_documented_with_its_real_role() -> None:
         api_accounts,
         api_auto,
         api_canned,
+        api_measures,
         api_names,
         api_replies,
         api_search,
@@ -171,8 +172,8 @@ def test_every_api_route_is_documented_with_its_real_role() -> None:
 
     routes = {(r.method, r.path): r.handler for table in (
         api_routes.routes, api_accounts.routes, api_replies.routes, api_teams.routes,
-        api_search.routes, api_names.routes, api_canned.routes, api_auto.routes)
-        for r in table}
+        api_search.routes, api_names.routes, api_canned.routes, api_auto.routes,
+        api_measures.routes) for r in table}
     routes[("GET", "/api/events")] = events.events
     doc = openapi_document()["paths"]
     documented = {(method.upper(), path) for path, ops in doc.items() for method in ops}

@@ -91,7 +91,7 @@ async def test_canned_replies_in_the_reply_box(ui_live: Live, locale: str,
     check_markup(await page.content())
     if locale == "zh-CN":
         assert english_left(await page.content()) == []
-    settings = await ui_live.services.measures.auto.settings_of(team["id"])
+    settings = await ui_live.services.answers.auto.settings_of(team["id"])
     assert settings["welcome"]["enabled"] and not settings["closing"]["enabled"]
     assert settings["welcome"]["texts"]["zh-CN"] == "您好，欢迎联系{team}。"
     assert page.js_errors == []  # type: ignore[attr-defined]

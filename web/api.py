@@ -50,6 +50,17 @@ async def list_conversations(request: web.Request) -> web.Response:
     assignee = q.get("assignee") or None
     if assignee == "me":
         assignee = str(request["agent"]["_id"])
+    if q.get("sort") == "sla":  # breaching soonest (web/api_measures.py)
+        from web.api_measures import breaching_soonest
+
+        docs, cursor = await breaching_soonest(request, status=status, assignee=assignee,
+                                               platform=q.get("platform") or None,
+                                               limit=_limit(request),
+                                               cursor=q.get("cursor") or None)
+        return web.json_response({"items": await _conversation_page(request, docs),
+                                  "next_cursor": cursor})
+    if q.get("sort") not in (None, "", "activity"):
+        raise ApiError(400, "validation", "sort: activity or sla", field="sort")
     docs, cursor = await _services(request).store.list_conversations(
         status=status, platform=q.get("platform") or None, assignee=assignee,
         limit=_limit(request), cursor=q.get("cursor") or None)

@@ -23,7 +23,7 @@ async def _audit(request: web.Request, action: str, target: str, **details: obje
 async def get_auto(request: web.Request) -> web.Response:
     services = _services(request)
     await services.teams.store.team(request.match_info["id"])
-    doc = await services.measures.auto.settings_of(request.match_info["id"])
+    doc = await services.answers.auto.settings_of(request.match_info["id"])
     return web.json_response({"team_id": request.match_info["id"], **doc})
 
 
@@ -39,7 +39,7 @@ async def patch_auto(request: web.Request) -> web.Response:
     if not changes:
         raise ApiError(400, "validation", "nothing to change")
     try:
-        doc = await services.measures.auto.save_settings(team_id, changes)
+        doc = await services.answers.auto.save_settings(team_id, changes)
     except ValueError as exc:
         raise ApiError(400, "validation", str(exc)) from None
     await _audit(request, "auto.update", team_id, kinds=sorted(changes))

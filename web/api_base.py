@@ -45,8 +45,10 @@ async def _conversation_page(request: web.Request, docs: list[Any]) -> list[dict
     contacts = await services.store.contacts_by_id([d.get("contact_id") for d in docs])
     waiting = [str(d["_id"]) for d in docs if d.get("queued_since")]
     places = await services.teams.assigner.positions(waiting) if waiting else {}
+    slas = await services.measures.sla_of([str(d["_id"]) for d in docs])
     return [conversation_json(d, contacts.get(d.get("contact_id") or ""),
-                              places.get(str(d["_id"]))) for d in docs]
+                              places.get(str(d["_id"]))) | {"sla": slas.get(str(d["_id"]))}
+            for d in docs]
 
 
 def invalid(exc: Invalid) -> ApiError:

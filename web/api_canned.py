@@ -105,7 +105,7 @@ async def _audit(request: web.Request, action: str, target: str, **details: Any)
 async def list_canned(request: web.Request) -> web.Response:
     """Those the caller may see; with `q`, those it names (shortcut, title, pinyin and its
     initials, body), best first; with `conversation_id`, each with its filled text."""
-    canned = _services(request).measures.canned
+    canned = _services(request).answers.canned
     who = await viewer(request)
     q = request.query.get("q", "")
     if len(q) > 100:
@@ -135,7 +135,7 @@ async def create_canned(request: web.Request) -> web.Response:
             request).teams.store.teams():
         raise ApiError(400, "validation", "team_id: no such team", field="team_id")
     try:
-        doc = await _services(request).measures.canned.create(who, data)
+        doc = await _services(request).answers.canned.create(who, data)
     except Invalid as exc:
         raise _invalid(exc) from None
     except Forbidden as exc:
@@ -155,7 +155,7 @@ async def patch_canned(request: web.Request) -> web.Response:
             request).teams.store.teams():
         raise ApiError(400, "validation", "team_id: no such team", field="team_id")
     try:
-        doc = await _services(request).measures.canned.update(who, request.match_info["id"],
+        doc = await _services(request).answers.canned.update(who, request.match_info["id"],
                                                                data)
     except Invalid as exc:
         raise _invalid(exc) from None
@@ -171,7 +171,7 @@ async def patch_canned(request: web.Request) -> web.Response:
 async def delete_canned(request: web.Request) -> web.Response:
     who = await viewer(request)
     try:
-        await _services(request).measures.canned.delete(who, request.match_info["id"])
+        await _services(request).answers.canned.delete(who, request.match_info["id"])
     except Forbidden as exc:
         raise ApiError(403, "forbidden", str(exc)) from None
     await _audit(request, "canned.delete", request.match_info["id"])
@@ -184,7 +184,7 @@ async def use_canned(request: web.Request) -> web.Response:
     """The text to insert into a conversation's reply box (the customer's language, the
     placeholders filled); counts one use."""
     body = await body_as(request, sc.CannedUse)
-    canned = _services(request).measures.canned
+    canned = _services(request).answers.canned
     who = await viewer(request)
     doc = await canned.get(request.match_info["id"])
     if not who.can_see(doc):
@@ -217,7 +217,7 @@ async def suggestions(request: web.Request) -> web.Response:
     conv_id = request.match_info["id"]
     filler = await _filler(request, conv_id)
     who = await viewer(request)
-    docs = [d for d, _ in await _services(request).measures.canned.visible(who)]
+    docs = [d for d, _ in await _services(request).answers.canned.visible(who)]
     found = suggest(docs, await customer_text(request, conv_id))
     return web.json_response({"items": [
         canned_json(d, who, filled=await filler.text(d), score=score) for d, score in found]})

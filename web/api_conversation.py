@@ -57,10 +57,13 @@ async def set_status(request: web.Request, conv_id: str, status: str,
     assignee's counter and the team's queue follow."""
     from datetime import UTC, datetime
 
+    services = _services(request)
+    before = (await services.store.get_conversation(conv_id)).get("status")
     changes = {**changes, "status_changed_at": datetime.now(UTC)}
-    work = _services(request).teams
-    result: dict[str, Any] = await work.assigner.set_status(conv_id, status, changes)
-    await work.status_changed(result, status)
+    result: dict[str, Any] = await services.teams.assigner.set_status(conv_id, status, changes)
+    await services.teams.status_changed(result, status)  # observers: a closing message
+    # SLA clocks pause, resume or stop; a resolve sends the survey (measures/service.py)
+    await services.measures.status_changed(conv_id, before, result, request["agent"])
     return result
 
 

@@ -29,6 +29,7 @@ from web import (
     api_accounts,
     api_auto,
     api_canned,
+    api_measures,
     api_names,
     api_replies,
     api_search,
@@ -99,6 +100,7 @@ class Services:
     webhooks: Any = None
     teams: Any = None  # teams.service.TeamWork
     measures: Any = None  # measures.service.Measures
+    answers: Any = None  # measures.answers.StandardAnswers
     background: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
@@ -126,7 +128,12 @@ def build_services(settings: Settings, client: AsyncMongoClient[Doc], secret_key
     services.teams = TeamWork(db, settings.teams, settings.identity.brand, clock)
     from measures.service import Measures
 
-    services.measures = Measures(db, services.teams, settings.identity, clock)
+    services.measures = Measures(db, clock, settings.sla, settings.csat, settings.identity,
+                                 teams=services.teams, routing=settings.teams.routing)
+    services.measures.channels, services.measures.store = channels, store
+    from measures.answers import StandardAnswers
+
+    services.answers = StandardAnswers(db, services.teams, settings.identity, clock)
     return services
 
 
@@ -171,6 +178,7 @@ def create_app(services: Services) -> web.Application:
     app.router.add_routes(api_teams.routes)  # before api's: /api/agents/me is not an {id}
     app.router.add_routes(api_search.routes)
     app.router.add_routes(api_names.routes)
+    app.router.add_routes(api_measures.routes)
     app.router.add_routes(api.routes)
     app.router.add_routes(api_accounts.routes)
     app.router.add_routes(api_replies.routes)

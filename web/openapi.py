@@ -20,6 +20,7 @@ from web import schemas as s
 from web import schemas_canned as sc
 from web import schemas_teams as st
 from web.openapi_canned import canned_paths
+from web.openapi_measures import measure_paths
 
 REF = "#/components/schemas/{model}"
 _ERROR = {"$ref": "#/components/responses/Error"}
@@ -120,6 +121,8 @@ def _conversation_paths() -> dict[str, Any]:
             "Conversations, newest activity first", _json(s.ConversationPage),
             params=[_query("status", status_enum), _query("platform", {"type": "string"}),
                     _query("assignee", {"type": "string"}, "an agent id, 'me' or 'none'"),
+                    _query("sort", {"enum": ["activity", "sla"]},
+                           "sla: breaching soonest (running SLA clocks only)"),
                     *_PAGING])},
         "/api/conversations/{id}": {
             "get": _op("One conversation", _json(s.Conversation), params=[_ID]),
@@ -306,7 +309,8 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "Switchboard API", "version": "0.1.0",
                  "description": "Errors are JSON {\"error\": {\"code\", \"message\"}}."},
         "paths": {**_own_paths(), **_conversation_paths(), **_admin_paths(),
-                  **_team_paths(), **canned_paths(_op, _json, _query, _ID)},
+                  **_team_paths(), **canned_paths(_op, _json, _query, _ID),
+                  **measure_paths()},
         "components": {
             "schemas": copy.deepcopy(component_schemas()),
             "responses": {"Error": _json(s.Error, "Error")},

@@ -192,6 +192,8 @@ def context(request: web.Request) -> dict[str, Any]:
             "languages": [(code, LANGUAGE_NAMES[code]) for code in LOCALES],
             "brand": services.settings.identity.brand,
             "failed_count": request.get("failed_count", 0),
+            "is_lead": request.get("is_lead", False),
+            "notice_count": request.get("notice_count", 0),
             "js_strings": t.subset(JS_PREFIXES),
             "blank_conversation": BLANK_CONVERSATION, "blank_message": BLANK_MESSAGE,
             "platform_name": lambda platform: platform_name(t, platform),
@@ -240,6 +242,9 @@ def page(role: str = "agent") -> Callable[[Handler], Handler]:
                 from web.api_search import failed_count  # the navigation's badge
 
                 request["failed_count"] = await failed_count(request.app["services"])
+                from web.ui_reports import nav_extras  # reports link, notifications badge
+
+                await nav_extras(request)
                 return await handler(request)
             except NotFound:
                 return render(request, "error.html", status=404, code=404,

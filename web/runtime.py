@@ -88,9 +88,11 @@ async def start_services(settings: Settings, uri: str,
         await services.worker.start()
     await services.channels.start_all()
     await services.teams.start()
-    if services.measures is not None:
-        await services.measures.start(services.outbox, services.channels.get,
-                                      services.teams.assigner.queue)
+    services.measures.outbox = services.outbox
+    await services.measures.start()
+    if services.answers is not None:
+        await services.answers.start(services.outbox, services.channels.get,
+                                     services.teams.assigner.queue)
     services.background.append(asyncio.create_task(watch_health(services)))
     return services
 
@@ -101,6 +103,8 @@ async def stop_services(services: Services) -> None:
     await asyncio.gather(*services.background, return_exceptions=True)
     if services.events is not None:
         await services.events.stop()
+    if services.answers is not None:
+        await services.answers.stop()
     if services.measures is not None:
         await services.measures.stop()
     if services.teams is not None:

@@ -170,6 +170,31 @@ class RoutingDecision(Out):
     steps: list[RoutingStep]
 
 
+# a conversation's SLA clock and satisfaction answer (measures/; their API: web/schemas_measures.py)
+class SlaBreach(Out):
+    target: Literal["first_response", "next_response", "resolution"]
+    due_at: str | None
+    at: str | None
+
+
+class ConversationSla(Out):
+    first_response_due_at: str | None
+    next_response_due_at: str | None
+    resolution_due_at: str | None
+    breaches: list[SlaBreach]
+    policy_id: str | None = None
+    due_at: str | None = Field(None, description="the earliest running target's due time")
+    state: Literal["ok", "amber", "red", "paused", "done"] = "ok"
+
+
+class Csat(Out):
+    score: int | None
+    comment: str | None
+    agent_id: str | None
+    team_id: str | None = None
+    at: str | None = None
+
+
 class Conversation(Out):
     id: str
     platform: str
@@ -191,6 +216,9 @@ class Conversation(Out):
                                        "while it waits for a free agent (lists and the "
                                        "conversation; null in live events)")
     routing: RoutingDecision | None = Field(None, description="the recorded routing decision")
+    sla: ConversationSla | None = Field(None, description="its SLA targets' due times and "
+                                        "breaches (web/schemas_measures.py)")
+    csat: Csat | None = Field(None, description="the customer's satisfaction score")
 
 
 class Author(Out):
@@ -461,5 +489,5 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Error, Conversation, Message, Account, AccountTestResult, Agent, Me, Token, TokenCreated,
     AuditEntry, Platform, Compose, Health, ConversationPage, MessagePage, AuditPage,
     AccountList, AgentList, TokenList, PlatformList)
-# the models of team work and standard answers (web/schemas_teams.py, web/schemas_canned.py)
-# are listed there; web/openapi.py takes all of them
+# the models of team work, standard answers and service measures (web/schemas_teams.py,
+# web/schemas_canned.py, web/schemas_measures.py) are listed there; web/openapi.py takes all

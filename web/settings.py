@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 from inbox.settings import DatabaseSettings, Section
+from measures.settings import CsatSettings, SlaSettings
 from replies.settings import DeliverySettings, IdentitySettings
 from teams.settings import TeamSettings
 
@@ -93,6 +94,8 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     ui: UISettings = Field(default_factory=UISettings)
     teams: TeamSettings = Field(default_factory=TeamSettings)
+    sla: SlaSettings = Field(default_factory=SlaSettings)
+    csat: CsatSettings = Field(default_factory=CsatSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from connectors.registry import CONNECTORS
 from inbox.store import UNASSIGNED, NotFound
-from web import events, login, ui_admin, ui_canned, ui_teams
+from web import events, login, ui_admin, ui_canned, ui_reports, ui_teams
 from web.csrf import check_form_csrf, cookie_secure
 from web.errors import ApiError
 from web.i18n import LANG_COOKIE, normalise_locale
@@ -43,18 +43,29 @@ async def inbox(request: web.Request) -> web.StreamResponse:
     who = who if who in WHO_FILTERS else ""
     me = str(request["agent"]["_id"])
     assignee = {"mine": me, "unassigned": UNASSIGNED}.get(who)
+    sort = "sla" if q.get("sort") == "sla" else ""
     since = await events.hub_of(request.app).mark()
     try:
-        docs, next_cursor = await services.store.list_conversations(
-            status=None if status == "all" else status, platform=channel or None,
-            assignee=assignee, limit=PAGE_SIZE, cursor=q.get("cursor") or None)
-    except ValueError:
+        if sort:  # breaching soonest: running SLA clocks by due time (web/api_measures.py)
+            from web.api_measures import breaching_soonest
+
+            docs, next_cursor = await breaching_soonest(
+                request, status=None if status == "all" else status, platform=channel or None,
+                assignee=assignee, limit=PAGE_SIZE, cursor=q.get("cursor") or None)
+        else:
+            docs, next_cursor = await services.store.list_conversations(
+                status=None if status == "all" else status, platform=channel or None,
+                assignee=assignee, limit=PAGE_SIZE, cursor=q.get("cursor") or None)
+    except (ValueError, ApiError):
         raise web.HTTPFound("/") from None
     contacts = await services.store.contacts_by_id([d.get("contact_id") for d in docs])
-    rows = [conversation_json(d, contacts.get(d.get("contact_id") or "")) for d in docs]
+    slas = await services.measures.sla_of([str(d["_id"]) for d in docs])
+    rows = [conversation_json(d, contacts.get(d.get("contact_id") or ""))
+            | {"sla": slas.get(str(d["_id"]))} for d in docs]
     accounts = {str(a["_id"]): a["name"] for a in await services.store.list_accounts()}
-    filters = {"status": status, "channel": channel, "who": who}
+    filters = {"status": status, "channel": channel, "who": who, "sort": sort}
     return render(request, "inbox.html", rows=rows, accounts=accounts, filters=filters,
+                  sla_left=ui_reports.sla_left,
                   next_cursor=next_cursor, since=since or "", me=me,
                   statuses=STATUS_FILTERS, platforms=platform_names(),
                   first_page=not q.get("cursor"), query=_filter_query)
@@ -95,6 +106,7 @@ async def conversation(request: web.Request) -> web.StreamResponse:
         "text_limit": getattr(CONNECTORS.get(doc["platform"]), "text_limit", None),
     }
     side = await ui_teams.side_panel(services, doc)
+    conv["sla"] = (await services.measures.sla_of([conv_id])).get(conv_id)
     return render(request, "conversation.html", conv=conv, messages=messages,
                   older=older, account=account, agents=agents, names=names,
                   compose=compose, since=since or "", me=str(agent["_id"]), side=side)
@@ -176,4 +188,5 @@ def setup(app: web.Application) -> None:
     ui_admin.setup(app)
     ui_teams.setup(app)
     ui_canned.setup(app)
+    ui_reports.setup(app)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=False)

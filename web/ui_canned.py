@@ -28,7 +28,7 @@ async def _canned_page(request: web.Request, *, status: int = 200,
     who = await viewer(request)
     teams = await services.teams.store.teams()
     rows = []
-    for doc, _ in await services.measures.canned.visible(who):
+    for doc, _ in await services.answers.canned.visible(who):
         rows.append({**doc, "editable": who.can_edit(doc)})
     rows.sort(key=lambda d: (SCOPES.index(d["scope"]), d["shortcut"]))
     shared_teams = teams if who.admin else {k: v for k, v in teams.items() if k in who.lead_of}
@@ -59,7 +59,7 @@ async def canned_save(request: web.Request) -> web.StreamResponse:
     services = request.app["services"]
     data = await form(request)
     who = await viewer(request)
-    canned = services.measures.canned
+    canned = services.answers.canned
     reply_id = request.match_info.get("id")
     body = _body_of(data)
     try:
@@ -95,7 +95,7 @@ async def auto_page(request: web.Request) -> web.Response:
     wanted = request.query.get("team") or (str(teams[0]["_id"]) if teams else "")
     if teams and wanted not in {str(t["_id"]) for t in teams}:
         raise NotFound(wanted)
-    settings = await services.measures.auto.settings_of(wanted) if wanted else {}
+    settings = await services.answers.auto.settings_of(wanted) if wanted else {}
     return render(request, "admin_auto.html", active="auto", teams=teams, team_id=wanted,
                   kinds=KINDS, settings=settings, notice=request.query.get("notice"),
                   error=None)
@@ -115,13 +115,13 @@ async def auto_save(request: web.Request) -> web.StreamResponse:
         changes[kind] = {"enabled": data.get(f"{kind}_enabled") == "1",
                          "quiet_s": int(quiet) if quiet.isdigit() else -1, "texts": texts}
     try:
-        await services.measures.auto.save_settings(team_id, changes)
+        await services.answers.auto.save_settings(team_id, changes)
     except ValueError as exc:
         teams = sorted((await services.teams.store.teams()).values(),
                        key=lambda t: t.get("name") or "")
         return render(request, "admin_auto.html", status=400, active="auto", teams=teams,
                       team_id=team_id, kinds=KINDS,
-                      settings=await services.measures.auto.settings_of(team_id),
+                      settings=await services.answers.auto.settings_of(team_id),
                       notice=None, error=str(exc))
     await _audit(request, "auto.update", team_id, kinds=list(KINDS))
     raise web.HTTPSeeOther(f"/admin/auto-messages?team={team_id}&notice=saved")

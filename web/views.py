@@ -47,7 +47,16 @@ def conversation_json(doc: Doc, contact: Doc | None,
         "team_id": doc.get("team_id"), "labels": [str(x) for x in doc.get("labels") or []],
         "priority": doc.get("priority") or "normal", "queue_position": queue_position,
         "routing": routing_json(doc.get("routing")),
+        "sla": None, "csat": csat_json(doc.get("csat")),
     }
+
+
+def csat_json(csat: Any) -> dict[str, Any] | None:
+    if not isinstance(csat, dict):
+        return None
+    return {"score": csat.get("score"), "comment": csat.get("comment"),
+            "agent_id": csat.get("agent_id"), "team_id": csat.get("team_id"),
+            "at": iso(csat.get("at"))}
 
 
 def message_json(doc: Doc) -> dict[str, Any]:
