@@ -16,7 +16,7 @@ from measures.reports import as_csv as report_csv
 from measures.reports import report
 from teams import hours
 from web import schemas_measures as sm
-from web.api import _services, body_as
+from web.api_base import _services, body_as
 from web.auth import requires
 from web.errors import ApiError
 from web.views import iso
@@ -177,6 +177,14 @@ async def is_lead(request: web.Request) -> bool:
     found = await _services(request).db.teams.find_one({"leads": str(agent["_id"])},
                                                         {"_id": 1})
     return found is not None
+
+
+async def nav_extras(request: web.Request) -> None:
+    """What the navigation shows for measures: the reports link (admins and team leads) and
+    the count of unread notifications."""
+    request["is_lead"] = await is_lead(request)
+    request["notice_count"] = await request.app["services"].db.notifications.count_documents(
+        {"agent_id": str(request["agent"]["_id"]), "read": False}, limit=100)
 
 
 def _date(request: web.Request, name: str) -> date:

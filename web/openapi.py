@@ -310,7 +310,7 @@ def openapi_document() -> dict[str, Any]:
                  "description": "Errors are JSON {\"error\": {\"code\", \"message\"}}."},
         "paths": {**_own_paths(), **_conversation_paths(), **_admin_paths(),
                   **_team_paths(), **canned_paths(_op, _json, _query, _ID),
-                  **measure_paths()},
+                  **measure_paths(_op, _json, _query, _ID)},
         "components": {
             "schemas": copy.deepcopy(component_schemas()),
             "responses": {"Error": _json(s.Error, "Error")},

@@ -7,9 +7,8 @@ from typing import Any
 from web import schemas_measures as sm
 
 
-def measure_paths() -> dict[str, Any]:
-    from web.openapi import _ID, _json, _op, _query
-
+def measure_paths(_op: Any, _json: Any, _query: Any, _ID: Any) -> dict[str, Any]:
+    """The paths, built with openapi.py's helpers (handed in, so neither imports the other)."""
     rw = ("400", "401", "403", "404")
     report_ok = _json(sm.Report)
     report_ok["content"]["text/csv"] = {"schema": {"type": "string"}}

@@ -242,7 +242,7 @@ def page(role: str = "agent") -> Callable[[Handler], Handler]:
                 from web.api_search import failed_count  # the navigation's badge
 
                 request["failed_count"] = await failed_count(request.app["services"])
-                from web.ui_reports import nav_extras  # reports link, notifications badge
+                from web.api_measures import nav_extras  # reports link, notifications badge
 
                 await nav_extras(request)
                 return await handler(request)

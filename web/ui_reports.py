@@ -14,17 +14,9 @@ from bson import ObjectId
 
 from measures.reports import COLUMNS, GROUPS, report
 from teams.rules import PRIORITIES
-from web.api_measures import _clean_policy, is_lead, notification_json, policy_json
+from web.api_measures import _clean_policy, nav_extras, notification_json, policy_json
 from web.errors import ApiError
 from web.pages import form, page, render
-
-
-async def nav_extras(request: web.Request) -> None:
-    """What the navigation shows for measures: the reports link (admins and team leads) and
-    the count of unread notifications."""
-    request["is_lead"] = await is_lead(request)
-    request["notice_count"] = await request.app["services"].db.notifications.count_documents(
-        {"agent_id": str(request["agent"]["_id"]), "read": False}, limit=100)
 
 
 def _zone(name: str, default: str) -> ZoneInfo:
