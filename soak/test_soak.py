@@ -103,7 +103,7 @@ async def test_a_60_second_storm_on_one_bot(mongo_uri: str, db: Database, tmp_pa
         figures = await platform_storm(live, tg, storm_seconds=60.0, conversations=5,
                                        replies_per_conversation=10, recovery_timeout=300.0)
     record("60 s of 5xx/429 on one bot, production back-off", figures)
-    assert figures.calm_delivered_during_storm == 50
+    assert figures.calm_delivered_during_storm == figures.calm_queued_during_storm >= 40
     assert figures.calm_latency_max_s < 5.0
     assert figures.stormy_order_violations == 0
     assert figures.duplicates == 0 and figures.failed == 0

@@ -26,7 +26,8 @@ async def test_a_storm_on_one_bot_does_not_hold_up_another(
         figures = await platform_storm(live, tg, storm_seconds=4.0, conversations=3,
                                        replies_per_conversation=4)
     print(figures.line())
-    assert figures.calm_delivered_during_storm == 12
+    assert figures.calm_queued_during_storm >= 6  # most of the 12, even on a loaded machine
+    assert figures.calm_delivered_during_storm == figures.calm_queued_during_storm
     assert figures.calm_latency_max_s < 2.0  # not held up for the storm (4 s)
     assert {"429", "500", "502"} <= set(figures.stormy_failed_calls)
     assert figures.stormy_order_violations == 0

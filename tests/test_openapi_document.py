@@ -17,7 +17,7 @@ import schemathesis
 from bson import ObjectId
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
-from web import schemas, schemas_canned, schemas_teams, views
+from web import schemas, schemas_canned, schemas_measures, schemas_teams, views
 from web.openapi import component_schemas, openapi_document
 
 DOC = openapi_document()
@@ -73,7 +73,8 @@ def test_every_model_is_a_component_and_nothing_else_is() -> None:
     names = set(DOC["components"]["schemas"])
     for model in (*schemas.REQUEST_MODELS, *schemas.RESPONSE_MODELS,
                   *schemas_teams.REQUEST_MODELS, *schemas_teams.RESPONSE_MODELS,
-                  *schemas_canned.REQUEST_MODELS, *schemas_canned.RESPONSE_MODELS):
+                  *schemas_canned.REQUEST_MODELS, *schemas_canned.RESPONSE_MODELS,
+                  *schemas_measures.REQUEST_MODELS, *schemas_measures.RESPONSE_MODELS):
         assert model.__name__ in names
     assert "$defs" not in str(DOC)
     assert all("title" not in prop for schema in component_schemas().values()

@@ -18,6 +18,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 from inbox.models import ConversationStatus
 from web import schemas as s
 from web import schemas_canned as sc
+from web import schemas_measures as sm
 from web import schemas_teams as st
 from web.openapi_canned import canned_paths
 from web.openapi_measures import measure_paths
@@ -61,9 +62,9 @@ def component_schemas() -> dict[str, Any]:
     found: dict[str, Any] = {}
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
         *((m, "validation") for m in (*s.REQUEST_MODELS, *st.REQUEST_MODELS,
-                                      *sc.REQUEST_MODELS)),
+                                      *sc.REQUEST_MODELS, *sm.REQUEST_MODELS)),
         *((m, "serialization") for m in (*s.RESPONSE_MODELS, *st.RESPONSE_MODELS,
-                                         *sc.RESPONSE_MODELS))]
+                                         *sc.RESPONSE_MODELS, *sm.RESPONSE_MODELS))]
     for model, mode in models:
         schema = model.model_json_schema(ref_template=REF, mode=mode,
                                          schema_generator=_Generator)

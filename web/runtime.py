@@ -97,25 +97,38 @@ async def start_services(settings: Settings, uri: str,
     return services
 
 
+STOP_WITHIN = 15.0  # s: the longest one component's stop may take before shutdown goes on
+
+
+async def _stop(what: str, stop: Any) -> None:
+    """Run one component's stop, bounded: a stop that hangs (a task that will not end) is
+    logged and left behind, so shutdown — and the rest of the stops — always complete."""
+    task = asyncio.ensure_future(stop)
+    done, _ = await asyncio.wait({task}, timeout=STOP_WITHIN)
+    if not done:
+        log.error("%s did not stop within %.0f s; shutting down without it", what, STOP_WITHIN)
+        task.cancel()
+        return
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed to stop: %r", what, task.exception())
+
+
 async def stop_services(services: Services) -> None:
     for task in services.background:
         task.cancel()
     await asyncio.gather(*services.background, return_exceptions=True)
-    if services.events is not None:
-        await services.events.stop()
-    if services.answers is not None:
-        await services.answers.stop()
-    if services.measures is not None:
-        await services.measures.stop()
-    if services.teams is not None:
-        await services.teams.stop()
-    if services.worker is not None:
-        await services.worker.stop()
-    await services.channels.stop_all()
+    for what, component in (("the event hub", services.events),
+                            ("the standard answers", services.answers),
+                            ("the service measures", services.measures),
+                            ("team work", services.teams),
+                            ("the delivery worker", services.worker)):
+        if component is not None:
+            await _stop(what, component.stop())
+    await _stop("the channels", services.channels.stop_all())
     if services.webhooks is not None:
-        await services.webhooks.drain()
+        await _stop("the webhooks in flight", services.webhooks.drain())
     # write the conversation summaries still behind the acknowledged messages (inbox/summaries.py)
-    await services.store.close()
+    await _stop("the summaries", services.store.close())
     await services.client.close()
 
 
