@@ -30,6 +30,9 @@ async def customer_writes(slack_e2e: SlackE2E, user: str, channel: str, text: st
     payload = await slack_e2e.sandbox.say(user, channel, text, thread_ts=thread_ts, wait=True)
     external = f"{channel}:{payload['event']['ts']}"
     doc = await wait_for(lambda: slack_e2e.db.messages.find_one({"external_id": external}))
+    # the conversation is made behind the acknowledgement (inbox/summaries.py)
+    await wait_for(lambda: slack_e2e.db.conversations.find_one(
+        {"_id": ObjectId(doc["conversation_id"])}))
     return str(doc["conversation_id"]), payload["event"]
 
 
