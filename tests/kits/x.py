@@ -228,7 +228,17 @@ class XLive:
             return found if len(found) >= n else None
 
         found: list[dict[str, Any]] = await wait_for(enough, timeout)
-        await self.live.services.store.settle()  # conversations follow the acknowledgement
+        from bson import ObjectId
+
+        # conversations are made behind the acknowledgement (inbox/summaries.py): a message
+        # can be stored before its batch's summaries are even scheduled, so wait for them
+        wanted = list({ObjectId(m["conversation_id"]) for m in found})
+
+        async def made() -> bool:
+            return await self.db.conversations.count_documents(
+                {"_id": {"$in": wanted}}) == len(wanted)
+
+        await wait_for(made, timeout)
         return found
 
     async def reply(self, conversation_id: str, text: str, *, expect: int = 202,
