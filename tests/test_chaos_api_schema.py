@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -90,8 +91,15 @@ def api(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ap
         update = make_updates(1)[0]
         assert requests.post(hook, data=json.dumps(update), timeout=10, headers={
             SECRET_HEADER: loop.run(secret())}).status_code == 200
-        conv = requests.get(f"{serve.url}/api/conversations", timeout=10,
-                            headers=people.headers("agent")).json()["items"][0]
+        conv = None
+        for _ in range(200):  # the conversation is made behind the acknowledgement
+            items = requests.get(f"{serve.url}/api/conversations", timeout=10,
+                                 headers=people.headers("agent")).json()["items"]
+            if items:
+                conv = items[0]
+                break
+            time.sleep(0.05)
+        assert conv is not None, "the conversation was not listed within 10 s"
         assert requests.post(f"{serve.url}/api/conversations/{conv['id']}/messages",
                              json={"text": "hello"}, headers=people.headers("agent"),
                              timeout=10).status_code == 202
