@@ -24,7 +24,6 @@ loses that one automatic message rather than ever sending it twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import logging
 import time
@@ -39,6 +38,7 @@ from inbox.clock import Clock
 from inbox.db import Database, Doc
 from inbox.models import AgentIdentity, RenderContext
 from inbox.store import oid
+from inbox.tasks import cancel_and_wait
 from measures.canned import choose_body
 from measures.hours import next_open
 from replies.identity import locale_candidates, render_as
@@ -149,11 +149,8 @@ class AutoMessages:
         self._task = asyncio.create_task(self._loop(), name="auto-messages")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None
 
     async def _loop(self) -> None:
         while True:

@@ -23,6 +23,7 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from inbox.db import Database, Doc
+from inbox.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,7 @@ class Follower:
             await event.wait()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         if self._leading.is_set():
             with contextlib.suppress(PyMongoError):

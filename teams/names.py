@@ -254,8 +254,8 @@ class NamePolicies:
         wanted: dict[str, str] = {}
         for item in plan.produced:
             if item.name and not item.problems:
-                wanted[_key(item.agent_id, self.brand, item.name)] = item.agent_id
                 key = _key(item.agent_id, self.brand, item.name)
+                wanted[key] = item.agent_id
                 unique = f"{self.brand}\0{item.name}" + (
                     f"\0{item.agent_id}" if policy.get("shared") else "")
                 existing = await self.db.agent_names.find_one({"_id": key})

@@ -30,6 +30,7 @@ from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 from inbox.clock import Clock
 from inbox.db import Database, Doc
 from inbox.paging import make_sk
+from inbox.tasks import cancel_and_wait
 from teams import hours
 from teams.assign import Assigner
 from teams.rules import Sample, decide, now_in_hours
@@ -88,11 +89,7 @@ class Router:
         await self.sweep(meta.get("through"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
 
     # ------------------------------------------------------------------ following inserts

@@ -38,6 +38,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, 
 
 from inbox.db import Database, Doc
 from inbox.paging import BadCursor, decode_cursor, encode_cursor, make_sk, micros, sk_micros
+from inbox.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -277,10 +278,7 @@ class Indexer:
         self._task = asyncio.create_task(self._run(), name="search-indexer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        await cancel_and_wait([self._task])
         with contextlib.suppress(PyMongoError):
             await self.db.meta.update_one({"_id": "search", "owner": self.owner},
                                           {"$set": {"lease_until": datetime.now(UTC)}})
