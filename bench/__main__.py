@@ -57,6 +57,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", default=str(HERE / "out" / "results.json"),
                    help="where the figures go (bench/out/ is not committed: it holds this "
                         "machine's paths)")
+    p.add_argument("--processes", default="1,2",
+                   help="server process counts the ingest figure runs with (default 1,2)")
     p.add_argument("--profile", action="store_true",
                    help="record py-spy flame graphs of server and database during ingest c=64 "
                         "(needs `pip install py-spy`; written next to --out)")
@@ -122,8 +124,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             load_before = os.getloadavg()[0]
             print(f"[{clock.elapsed():5.0f} s] {name} …", file=sys.stderr, flush=True)
             if name == "ingest":
+                ingest = {**params["ingest"], "processes": tuple(
+                    int(n) for n in args.processes.split(",") if n.strip())}
                 out = await fig_ingest.run(
-                    cluster, **params["ingest"], profile=args.profile,
+                    cluster, **ingest, profile=args.profile,
                     profile_dir=Path(args.out).parent / "profiles")
             elif name == "live":
                 out = await fig_live.run(cluster, **params["live"])

@@ -227,7 +227,7 @@ async def open_loop(session: aiohttp.ClientSession, cluster: Cluster,
 class ListingLag:
     """For sampled new chats: seconds from the webhook's 200 to the conversation being listed
     (GET /api/conversations/{id} answering with its summary), watched from the moment of the
-    acknowledgement, during the run (the polls, every 20 ms for a few sampled chats, are a
+    acknowledgement, during the run (the polls, every 50 ms for a few sampled chats, are a
     load of their own, a few per cent of the requests)."""
 
     def __init__(self, session: aiohttp.ClientSession, cluster: Cluster) -> None:
@@ -249,13 +249,53 @@ class ListingLag:
                 if resp.status == 200:
                     self.lags.append(max(0.0, time.monotonic() - acked_at))
                     return
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.05)
         self.missing += 1
 
     async def result(self) -> dict[str, Any]:
         await asyncio.gather(*self._tasks)
         return {**summary_ms(self.lags), "sampled": len(self._tasks),
                 "not_listed_within_10s": self.missing}
+
+
+class DbTime:
+    """The database's own account of where its time went during a phase (`top`: time per
+    collection and kind of command, in the server's threads, so concurrent commands overlap;
+    change-stream getMores, which wait for events, are counted apart)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.before: dict[str, Any] = {}
+
+    async def _read(self) -> dict[str, Any]:
+        assert self.cluster.client is not None
+        try:
+            top = await self.cluster.client.admin.command("top")
+        except Exception:  # a server without `top` (or without the right) reports nothing
+            return {}
+        prefix = self.cluster.db_name + "."
+        return {ns[len(prefix):]: v for ns, v in top.get("totals", {}).items()
+                if ns.startswith(prefix)}
+
+    async def start(self) -> None:
+        self.before = await self._read()
+
+    async def stop(self) -> dict[str, Any]:
+        after = await self._read()
+        rows = []
+        for coll, now in after.items():
+            was = self.before.get(coll, {})
+            row = {"collection": coll}
+            for section in ("insert", "update", "queries", "commands", "remove", "getmore"):
+                t = now.get(section, {}).get("time", 0) - was.get(section, {}).get("time", 0)
+                n = now.get(section, {}).get("count", 0) - was.get(section, {}).get("count", 0)
+                if n:
+                    row[section] = {"ms": round(t / 1000), "count": n}
+            busy = sum(v["ms"] for k, v in row.items() if k not in ("collection", "getmore")
+                       and isinstance(v, dict))
+            if len(row) > 1:
+                rows.append({**row, "busy_ms": busy})
+        return {"by_collection": sorted(rows, key=lambda r: -r["busy_ms"])}
 
 
 async def _drained(cluster: Cluster, expected: int, timeout: float = 120) -> float | None:
@@ -272,7 +312,7 @@ async def _drained(cluster: Cluster, expected: int, timeout: float = 120) -> flo
 
 async def workloads(cluster: Cluster, *, new_chats: int, b_seconds: float,
                     open_seconds: float, concurrency: int = 64,
-                    label: str = "") -> dict[str, Any]:
+                    label: str = "", profiler: Profiler | None = None) -> dict[str, Any]:
     chats = Chats()
     first = CHAT_BASE + random.Random(label).randrange(10**6) * 1000
     out: dict[str, Any] = {}
@@ -292,17 +332,30 @@ async def workloads(cluster: Cluster, *, new_chats: int, b_seconds: float,
 
         meter.start()
         a_updates = chats.workload_a(new_chats, first)
+        db_time = DbTime(cluster)
+        await db_time.start()
+        if profiler is not None:
+            profiler.start("a")
         result_a = await closed_loop(session, cluster, a_updates, concurrency, on_ack=on_ack)
         result_a["cpu_percent_of_one_core"] = meter.stop()
+        if profiler is not None:
+            result_a["profiles"] = profiler.stop()
+        result_a["database_time"] = await db_time.stop()
         result_a["listed_after_ack"] = await lag.result()
         result_a["summaries_drained_s"] = await _drained(cluster, sum(chats.sent.values()))
         out["a_new_conversations"] = result_a
 
         existing = list(range(first, first + new_chats))
         meter.start()
+        await db_time.start()
+        if profiler is not None:
+            profiler.start("b")
         result_b = await closed_loop(session, cluster, chats.workload_b(existing), concurrency,
                                      seconds=b_seconds)
         result_b["cpu_percent_of_one_core"] = meter.stop()
+        if profiler is not None:
+            result_b["profiles"] = profiler.stop()
+        result_b["database_time"] = await db_time.stop()
         result_b["summaries_drained_s"] = await _drained(cluster, sum(chats.sent.values()))
         out["b_existing_conversations"] = result_b
 
@@ -351,13 +404,9 @@ async def run(cluster: Cluster, *, new_chats: int = 1000, b_seconds: float = 10.
     for n in processes:
         if n != cluster.processes:
             await cluster.restart_server(processes=n)
-        if profile and n == 1:
-            profiler.start()
         runs[f"{n}_process" + ("es" if n > 1 else "")] = await workloads(
             cluster, new_chats=new_chats, b_seconds=b_seconds, open_seconds=open_seconds,
-            label=str(n))
-        if profile and n == 1:
-            out["profiles"] = profiler.stop()
+            label=str(n), profiler=profiler if profile and n == 1 else None)
     if cluster.processes != 1:  # back to one process for the figures after this one
         try:
             await cluster.restart_server(processes=1)
@@ -376,14 +425,16 @@ async def run(cluster: Cluster, *, new_chats: int = 1000, b_seconds: float = 10.
 
 
 class Profiler:
-    """py-spy flame graphs of the server and the database while a run goes (optional)."""
+    """py-spy collapsed stacks of the server and the database during one closed loop (the
+    phases between them, the drains and the open loops, are left out so the shares are
+    those of ingest at saturation)."""
 
     def __init__(self, directory: Path, **pids: int | None) -> None:
         self.directory = directory
         self.pids = {k: p for k, p in pids.items() if p}
         self._procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
 
-    def start(self) -> None:
+    def start(self, phase: str) -> None:
         spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         if not Path(spy).exists() and not shutil.which("py-spy"):
             return
@@ -391,7 +442,7 @@ class Profiler:
         for name, pid in self.pids.items():
             # collapsed stacks: `bench/hotspots.py` sums them; flamegraph.pl and speedscope
             # draw them
-            out = self.directory / f"ingest-{name}.txt"
+            out = self.directory / f"ingest-{phase}-{name}.txt"
             self._procs[name] = (subprocess.Popen(
                 [spy, "record", "--pid", str(pid), "--rate", "100", "--nonblocking",
                  "--format", "raw", "--output", str(out)], stdout=subprocess.DEVNULL,
