@@ -3,9 +3,9 @@ into SLA clocks, surveys and report counters; and the checker that breaches what
 
 One process at a time follows (a lease in `meta`, "measures_lease", renewed while it runs),
 because the counters are `$inc`-ed: two followers would count every message twice. It reads
-the `messages` change stream (inserts: a customer's message, an agent's reply as the outbox
-shows it) and the `interactions` one (inserts: presses), in batches, and keeps each stream's
-resume token in `meta` ("measures") after the batch it ends is applied. A crash between a
+the process's change feed (inbox/changes.py: inserts into `messages`, a customer's message or
+an agent's reply as the outbox shows it, and into `interactions`, presses), in batches, and
+keeps the resume token in `meta` ("measures") after the batch it ends is applied. A crash between a
 batch's counters and its token counts that batch again on restart (at most one batch); a token
 lost from the oplog (error 286) restarts the stream at "now", and what happened in between is
 not counted (the SLA clocks catch up at the conversation's next event).
@@ -20,8 +20,9 @@ from datetime import timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from inbox.changes import Batch, ChangeFeed, HistoryLost
 from inbox.db import Database, Doc
 from inbox.tasks import cancel_and_wait
 
@@ -29,42 +30,41 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=20)
 RENEW_EVERY = 5.0
-HISTORY_LOST = 286
 BATCH = 256
-PIPELINES: dict[str, list[Doc]] = {
-    "messages": [{"$match": {"operationType": "insert"}},
-                 {"$project": {"fullDocument.raw": 0, "fullDocument.html": 0,
-                               "fullDocument.rendered": 0}}],
-    "interactions": [{"$match": {"operationType": "insert"}},
-                     {"$project": {"fullDocument.raw": 0}}],
-}
+SAVE_IDLE_EVERY = 5.0  # s between saves of a token that only moved past other changes
+GATHER = 0.25  # s a batch may wait for more: each costs a few reads and writes of its own
+COLLECTIONS = ("messages", "interactions")
 
 
 class Follower:
-    def __init__(self, db: Database, measures: Any, check_every: float) -> None:
+    def __init__(self, db: Database, measures: Any, check_every: float,
+                 feed: ChangeFeed | None = None) -> None:
         self.db = db
         self.measures = measures
         self.check_every = check_every
+        self.feed = feed
+        self._own_feed: ChangeFeed | None = None
         self.owner = str(ObjectId())
         self._tasks: list[asyncio.Task[None]] = []
         self._leading = asyncio.Event()
-        self._ready: dict[str, asyncio.Event] = {n: asyncio.Event() for n in PIPELINES}
+        self._ready = asyncio.Event()
 
     async def start(self) -> None:
+        if self.feed is None:  # alone (tests, tools): a feed of its own
+            self.feed = self._own_feed = ChangeFeed(self.db, COLLECTIONS)
+            await self.feed.start()
         self._tasks = [asyncio.create_task(self._lease(), name="measures-lease"),
                        asyncio.create_task(self._check(), name="measures-check"),
-                       *(asyncio.create_task(self._follow(n), name=f"measures-{n}")
-                         for n in PIPELINES)]
-        with contextlib.suppress(TimeoutError):  # followers on, or another process leads
-            await asyncio.wait_for(self._all_ready(), 5)
-
-    async def _all_ready(self) -> None:
-        for event in self._ready.values():
-            await event.wait()
+                       asyncio.create_task(self._follow(), name="measures-follow")]
+        with contextlib.suppress(TimeoutError):  # following, or another process leads
+            await asyncio.wait_for(self._ready.wait(), 5)
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
         self._tasks = []
+        if self._own_feed is not None:
+            await self._own_feed.stop()
+            self.feed = self._own_feed = None
         if self._leading.is_set():
             with contextlib.suppress(PyMongoError):
                 await self.db.meta.update_one({"_id": "measures_lease", "owner": self.owner},
@@ -85,54 +85,56 @@ class Follower:
                     self._leading.set()
                 else:
                     self._leading.clear()
-                    for event in self._ready.values():
-                        event.set()  # nothing to wait for: another process follows
+                    self._ready.set()  # nothing to wait for: another process follows
             except PyMongoError as exc:
                 log.warning("measures: lease round failed (%s)", type(exc).__name__)
             await asyncio.sleep(RENEW_EVERY)
 
-    async def _follow(self, name: str) -> None:
+    async def _follow(self) -> None:
+        assert self.feed is not None
         delay = 0.5
         while True:
             await self._leading.wait()
-            meta = await self.db.meta.find_one({"_id": "measures"}) or {}
-            token = meta.get(f"{name}_token")
+            sub = None
             try:
-                async with await self.db[name].watch(
-                        PIPELINES[name], resume_after=token, max_await_time_ms=300) as stream:
-                    self._ready[name].set()
-                    delay = 0.5
-                    while self._leading.is_set():
-                        batch: list[Doc] = []
-                        change = await stream.try_next()
-                        while change is not None:
-                            if change.get("fullDocument"):
-                                batch.append(change["fullDocument"])
-                            if len(batch) >= BATCH:
-                                break
-                            change = await stream.try_next()
-                        if batch:
-                            await self._apply(name, batch)
-                        if stream.resume_token is not None and (
-                                batch or stream.resume_token != token):
-                            token = stream.resume_token
-                            await self.db.meta.update_one(
-                                {"_id": "measures"}, {"$set": {f"{name}_token": token}},
-                                upsert=True)
+                meta = await self.db.meta.find_one({"_id": "measures"}) or {}
+                # `token` since the change feed; before it, one token per collection
+                token = meta.get("token") or meta.get("messages_token")
+                sub = self.feed.subscribe("measures", COLLECTIONS, ["insert"], after=token)
+                self._ready.set()
+                delay = 0.5
+                loop, saved = asyncio.get_running_loop(), 0.0
+                while self._leading.is_set():
+                    try:
+                        got = await sub.next_batch(1.0)
+                        if got.changes and len(got.changes) < BATCH:  # busy: fewer, larger
+                            await asyncio.sleep(GATHER)                # batches
+                            more = await sub.next_batch(0)
+                            got = Batch(got.changes + more.changes, more.token or got.token)
+                    except HistoryLost:
+                        log.warning("measures: resume token lost; following from now")
+                        await self.db.meta.update_one({"_id": "measures"},
+                                                      {"$unset": {"token": "",
+                                                                  "messages_token": ""}})
+                        break
+                    for name in COLLECTIONS:
+                        docs = [c["fullDocument"] for c in got.changes
+                                if c["ns"]["coll"] == name and c.get("fullDocument")]
+                        for i in range(0, len(docs), BATCH):
+                            await self._apply(name, docs[i:i + BATCH])
+                    idle_move = got.token != token and loop.time() - saved >= SAVE_IDLE_EVERY
+                    if got.token is not None and (got.changes or idle_move):
+                        token, saved = got.token, loop.time()
+                        await self.db.meta.update_one(
+                            {"_id": "measures"}, {"$set": {"token": token}}, upsert=True)
             except asyncio.CancelledError:
                 raise
-            except OperationFailure as exc:
-                if exc.code in (HISTORY_LOST, 9, 280):
-                    log.warning("measures: %s resume token lost (%s); following from now",
-                                name, exc.code)
-                    await self.db.meta.update_one({"_id": "measures"},
-                                                  {"$unset": {f"{name}_token": ""}})
-                    continue
-                log.warning("measures: %s change stream failed (%s)", name, exc.code)
             except PyMongoError as exc:
-                log.warning("measures: %s change stream interrupted (%s)", name,
-                            type(exc).__name__)
-            self._ready[name].set()
+                log.warning("measures: following failed (%s)", type(exc).__name__)
+            finally:
+                if sub is not None:
+                    self.feed.unsubscribe(sub)
+            self._ready.set()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 

@@ -54,6 +54,7 @@ class Measures:
         self.channels: Any = None
         self.store: Any = None
         self.follower: Any = None
+        self.feed: Any = None  # inbox.changes.ChangeFeed, set by the composition root
         self.open_wait = OPEN_WAIT
 
     async def setup(self) -> None:
@@ -64,7 +65,8 @@ class Measures:
         if self.sla_settings.follow:
             from measures.follower import Follower
 
-            self.follower = Follower(self.db, self, self.sla_settings.check_every_s)
+            self.follower = Follower(self.db, self, self.sla_settings.check_every_s,
+                                     feed=self.feed)
             await self.follower.start()
 
     async def stop(self) -> None:
@@ -115,6 +117,28 @@ class Measures:
         tally.add(at, self.dims(conv), opened=1)
         return timer
 
+    async def opened_many(self, convs: Sequence[Doc], tally: Tally) -> dict[str, Doc]:
+        """`opened` for a batch of conversations, in one write; the clocks it started."""
+        if not convs:
+            return {}
+        policies = await self.clocks.policies()
+        teams = await self.teams.store.teams()
+        timers: list[Doc] = []
+        for conv in convs:
+            policy = sla.choose_policy(policies, conv)
+            team = teams.get(conv.get("team_id") or "")
+            hours = sla.policy_hours(policy, team) if policy else None
+            at = _aware(conv.get("created_at")) or self.clock.now()
+            timers.append(sla.new_timer(conv, policy, hours, at))
+        started = await self.clocks.create_many(timers)
+        out: dict[str, Doc] = {}
+        for conv, timer in zip(convs, timers, strict=True):
+            if str(timer["_id"]) in started:
+                at = _aware(conv.get("created_at")) or self.clock.now()
+                tally.add(at, self.dims(conv), opened=1)
+                out[str(timer["_id"])] = timer
+        return out
+
     def _outcomes(self, tally: Tally, outcomes: Sequence[sla.Outcome],
                   dims: Mapping[str, Any]) -> None:
         for o in outcomes:
@@ -135,11 +159,8 @@ class Measures:
         convs = await self._settled(ids)
         timers = await self.clocks.many(ids)
         tally = Tally()
-        for conv_id in ids:
-            if conv_id not in timers and conv_id in convs:
-                timer = await self.opened(convs[conv_id], tally)
-                if timer is not None:
-                    timers[conv_id] = timer
+        timers.update(await self.opened_many(
+            [convs[i] for i in ids if i not in timers and i in convs], tally))
         surveys = await self.surveys.waiting(ids)
         for conv_id in ids:
             conv = convs.get(conv_id)

@@ -325,6 +325,25 @@ class SlaClocks:
             return False
         return True
 
+    async def create_many(self, timers: Sequence[Doc]) -> set[str]:
+        """Insert new clocks in one write; the ids inserted (the others had one already)."""
+        from pymongo.errors import BulkWriteError
+
+        if not timers:
+            return set()
+        for timer in timers:
+            schedule(timer)
+        wanted = [str(t["_id"]) for t in timers]
+        try:
+            await self.db.sla_timers.insert_many(list(timers), ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            taken = {int(e["index"]) for e in errors}
+            return {w for i, w in enumerate(wanted) if i not in taken}
+        return set(wanted)
+
     async def apply(self, conv_id: str, event: Event, fields: Mapping[str, Any] | None = None,
                     *, current: Doc | None = None) -> tuple[Doc | None, list[Outcome]]:
         """Apply `event` to a clock by compare-and-set; (None, []) when it has none. `current`

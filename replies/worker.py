@@ -17,8 +17,9 @@ without burning attempts) until an admin fixes the credentials.
 
 Latency: `enqueue` (and a finished reply releasing the next one in its conversation) calls
 `wake()`, so an idle worker claims at once; a reply queued by another process wakes it through
-a change stream on the outbox; an idle worker sleeps until the next retry is due (a slow poll
-stays as a safety net, e.g. for a database without change streams).
+the process's change feed (inbox/changes.py, outbox changes); an idle worker sleeps until the
+next retry is due (a slow poll stays as a safety net, e.g. for a database without change
+streams).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from connectors.base import Connector
+from inbox.changes import ChangeFeed, HistoryLost
 from inbox.models import (
     CredentialsRefused,
     DeliveryError,
@@ -59,8 +61,11 @@ class DeliveryWorker:
     def __init__(self, outbox: Outbox, connectors: ConnectorLookup, *, concurrency: int = 16,
                  per_account: int | None = None, poll_interval: float = 5.0,
                  send_timeout: float | None = None, clock_sync_interval: float = 300.0,
-                 unavailable: Unavailable | None = None) -> None:
+                 unavailable: Unavailable | None = None,
+                 feed: ChangeFeed | None = None) -> None:
         self.outbox = outbox
+        self.feed = feed
+        self._own_feed: ChangeFeed | None = None
         self.connectors = connectors
         self.unavailable = unavailable
         self._shared: set[str] = set()
@@ -141,23 +146,25 @@ class DeliveryWorker:
 
     async def _watch(self) -> None:
         """Wake on every change of the outbox: a reply queued or released by any process."""
-        backoff = 0.5
-        while not self._stopping:
-            try:
-                async with await self.outbox.coll.watch(
-                        [{"$match": {"operationType": {"$in": ["insert", "update",
-                                                              "replace"]}}}]) as stream:
-                    backoff = 0.5
-                    self.wake()  # whatever was queued while the stream was down
-                    async for _ in stream:
-                        self.wake()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.info("outbox change stream unavailable (%s); polling meanwhile",
-                         type(exc).__name__)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+        feed = self.feed
+        if feed is None:  # alone (tests, tools): a feed of its own
+            feed = self._own_feed = ChangeFeed(self.outbox.db, ["outbox"])
+            await feed.start()
+        sub = feed.subscribe("delivery", ["outbox"], ["insert", "update", "replace"])
+        try:
+            self.wake()  # whatever was queued before the subscription
+            while not self._stopping:
+                try:
+                    got = await sub.next_batch(None)
+                except HistoryLost:
+                    got = None
+                if got is None or got.changes:
+                    self.wake()
+        finally:
+            feed.unsubscribe(sub)
+            if self._own_feed is not None:
+                await self._own_feed.stop()
+                self._own_feed = None
 
     async def _learn_next_due(self) -> None:
         """When the next pending reply comes due, so an idle worker sleeps until then."""

@@ -1,6 +1,7 @@
 """The router: every new conversation, from whichever process created it, routed once.
 
-One `Router` per process follows the `conversations` change stream (inserts only), off the
+One `Router` per process follows new conversations on the process's change feed
+(inbox/changes.py: inserts into `conversations`), off the
 acknowledgement path of ingest, which it knows nothing about. For each new conversation it
 inserts a claim (`route_claims`, `_id` = the conversation): the first process to insert it
 routes the conversation, the others skip it. It then waits for the first message (ingest stores
@@ -25,8 +26,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
+from pymongo.errors import BulkWriteError, PyMongoError
 
+from inbox.changes import ChangeFeed, HistoryLost, Subscription
 from inbox.clock import Clock
 from inbox.db import Database, Doc
 from inbox.paging import make_sk
@@ -38,7 +40,6 @@ from teams.store import TeamStore
 
 log = logging.getLogger(__name__)
 
-HISTORY_LOST = 286
 CLAIM_LEASE = timedelta(seconds=30)
 MARGIN = timedelta(seconds=10)
 SWEEP_BACK = timedelta(minutes=2)
@@ -46,10 +47,6 @@ SWEEP_EVERY = 30.0
 TICK_EVERY = 1.0
 RECONCILE_EVERY = 30.0
 FIRST_MESSAGE_WAIT = 5.0  # seconds a conversation waits for its first message to be stored
-PIPELINE: list[Doc] = [
-    {"$match": {"operationType": "insert"}},
-    {"$project": {"fullDocument.raw": 0}},
-]
 CONV_FIELDS = {"_id": 1, "account_id": 1, "platform": 1, "kind": 1, "contact_id": 1,
                "customer_locale": 1, "created_at": 1, "sk": 1, "title": 1}
 
@@ -58,17 +55,18 @@ Hook = Callable[[Doc, Doc | None, Doc], Any]
 
 class Router:
     def __init__(self, db: Database, teams: TeamStore, assigner: Assigner, clock: Clock, *,
-                 on_routed: Hook | None = None) -> None:
+                 on_routed: Hook | None = None, feed: ChangeFeed | None = None) -> None:
         self.db = db
         self.teams = teams
         self.assigner = assigner
         self.clock = clock
         self.owner = str(ObjectId())
         self.on_routed = on_routed
+        self.feed = feed
+        self._own_feed: ChangeFeed | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: dict[str, Doc] = {}
         self._wake = asyncio.Event()
-        self._ready = asyncio.Event()
         self.routed = 0
         self.skipped = 0
 
@@ -81,55 +79,52 @@ class Router:
                 {"_id": "router"}, {"$setOnInsert": {"through": self.clock.now() - MARGIN,
                                                      "token": None}}, upsert=True)
             meta = await self.db.meta.find_one({"_id": "router"}) or {}
-        self._tasks = [asyncio.create_task(self._watch(meta.get("token")), name="router-watch"),
+        if self.feed is None:  # alone (tests, tools): a feed of its own
+            self.feed = self._own_feed = ChangeFeed(self.db, ["conversations"])
+            await self.feed.start()
+        sub = self.feed.subscribe("router", ["conversations"], ["insert"],
+                                  after=meta.get("token"))
+        self._tasks = [asyncio.create_task(self._watch(sub), name="router-watch"),
                        asyncio.create_task(self._work(), name="router-work"),
                        asyncio.create_task(self._background(), name="router-tick")]
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), 10)
         await self.sweep(meta.get("through"))
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
         self._tasks = []
+        if self._own_feed is not None:
+            await self._own_feed.stop()
+            self.feed = self._own_feed = None
 
     # ------------------------------------------------------------------ following inserts
 
-    async def _watch(self, token: Doc | None) -> None:
-        delay = 0.5
+    async def _watch(self, sub: Subscription) -> None:
+        assert self.feed is not None
+        saved = asyncio.get_running_loop().time()
+        token: Doc | None = None
         while True:
             try:
-                async with await self.db.conversations.watch(
-                        PIPELINE, resume_after=token, max_await_time_ms=500) as stream:
-                    self._ready.set()
-                    delay = 0.5
-                    saved = asyncio.get_running_loop().time()
-                    while True:
-                        change = await stream.try_next()
-                        if change is not None:
-                            doc = change.get("fullDocument")
-                            if doc:
-                                self._pending[str(doc["_id"])] = doc
-                                self._wake.set()
-                        token = stream.resume_token or token
-                        loop_now = asyncio.get_running_loop().time()
-                        if token is not None and loop_now - saved > 1.0:
-                            saved = loop_now
-                            await self._save(token)
-            except asyncio.CancelledError:
-                raise
-            except OperationFailure as exc:
-                if exc.code in (HISTORY_LOST, 9, 280) and token is not None:
-                    log.warning("router: resume token lost (%s); sweeping", exc.code)
-                    token = None
+                batch = await sub.next_batch(1.0)
+            except HistoryLost:
+                log.warning("router: resume token lost; sweeping")
+                self.feed.unsubscribe(sub)
+                sub = self.feed.subscribe("router", ["conversations"], ["insert"])
+                try:
                     meta = await self.db.meta.find_one({"_id": "router"}) or {}
                     await self.sweep(meta.get("through"))
-                    continue
-                log.warning("router: change stream failed (%s); retrying", exc.code)
-            except PyMongoError as exc:
-                log.warning("router: change stream interrupted (%s)", type(exc).__name__)
-            self._ready.set()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+                except PyMongoError as exc:
+                    log.warning("router: the sweep failed (%s)", type(exc).__name__)
+                continue
+            for change in batch.changes:
+                doc = change.get("fullDocument")
+                if doc:
+                    self._pending[str(doc["_id"])] = doc
+                    self._wake.set()
+            token = batch.token or token
+            loop_now = asyncio.get_running_loop().time()
+            if token is not None and loop_now - saved > 1.0:
+                saved = loop_now
+                await self._save(token)
 
     async def _save(self, token: Doc) -> None:
         through = min([_aware(d.get("created_at")) for d in self._pending.values()]

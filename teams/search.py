@@ -15,7 +15,8 @@ the documents read. A read budget bounds a query whose terms are all common: it 
 what it found with a cursor to go on from where it stopped.
 
 The index is written by one process at a time (`Indexer`, a lease in `meta`) from the
-`messages` change stream (inserts, and edits of the text), off the acknowledgement path; after
+process's change feed (inbox/changes.py: message inserts, and edits of the text, whose new
+text it reads once per batch), off the acknowledgement path; after
 a lost resume token it re-reads the messages stored since its watermark (see `catch_up`).
 """
 
@@ -34,8 +35,9 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import ReplaceOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
+from inbox.changes import ChangeFeed, HistoryLost
 from inbox.db import Database, Doc
 from inbox.paging import BadCursor, decode_cursor, encode_cursor, make_sk, micros, sk_micros
 from inbox.tasks import cancel_and_wait
@@ -253,22 +255,16 @@ LEASE = timedelta(seconds=20)
 RENEW_EVERY = 5.0
 COALESCE = 0.5  # s: the longest a new message waits to be indexed (a search finds it after)
 MARGIN = timedelta(seconds=10)
-PIPELINE: list[Doc] = [
-    {"$match": {"$or": [
-        {"operationType": "insert"},
-        {"operationType": "update", "updateDescription.updatedFields.text": {"$exists": True}},
-    ]}},
-    {"$project": {"fullDocument.raw": 0, "fullDocument.html": 0, "fullDocument.full_text": 0,
-                  "fullDocument.rendered": 0}},
-]
 _FIELDS = {"raw": 0, "html": 0, "full_text": 0, "rendered": 0}
 
 
 class Indexer:
     """Keeps `search_index` up to date with the messages; one process at a time holds it."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, feed: ChangeFeed | None = None) -> None:
         self.db = db
+        self.feed = feed
+        self._own_feed: ChangeFeed | None = None
         self.owner = str(ObjectId())
         self.indexed = 0
         self._task: asyncio.Task[None] | None = None
@@ -279,6 +275,9 @@ class Indexer:
 
     async def stop(self) -> None:
         await cancel_and_wait([self._task])
+        if self._own_feed is not None:
+            await self._own_feed.stop()
+            self.feed = self._own_feed = None
         with contextlib.suppress(PyMongoError):
             await self.db.meta.update_one({"_id": "search", "owner": self.owner},
                                           {"$set": {"lease_until": datetime.now(UTC)}})
@@ -287,7 +286,7 @@ class Indexer:
         now = datetime.now(UTC)
         with contextlib.suppress(PyMongoError):
             await self.db.meta.update_one(
-                {"_id": "search"}, {"$setOnInsert": {"lease_until": now, "owner": None,
+                {"_id": "search"}, {"$setOnInsert": {"lease_until": now - LEASE, "owner": None,
                                                      "token": None, "through": now}},
                 upsert=True)
         result = await self.db.meta.update_one(
@@ -316,42 +315,54 @@ class Indexer:
 
     async def _follow(self, meta: Doc) -> None:
         token = meta.get("token")
-        if token is None:
-            await self.catch_up(meta.get("through"))
+        if self.feed is None:  # alone (tests, tools): a feed of its own
+            self.feed = self._own_feed = ChangeFeed(self.db, ["messages"])
+            await self.feed.start()
+        # subscribed before the catch-up, so nothing stored while it reads is missed (what
+        # both see is written twice: an entry is replaced by itself)
+        sub = self.feed.subscribe("search", ["messages"], ["insert", "update"], after=token)
         loop = asyncio.get_running_loop()
-        renewed = loop.time()
+        batch: list[Doc] = []
+        edits: list[str] = []
+        first_at = 0.0
         try:
-            async with await self.db.messages.watch(
-                    PIPELINE, resume_after=token, full_document="updateLookup",
-                    max_await_time_ms=200) as stream:
-                batch: list[Doc] = []
-                edits: list[Doc] = []
-                first_at = 0.0
-                while True:
-                    change = await stream.try_next()
-                    if change is not None and change.get("fullDocument"):
-                        if not batch and not edits:
-                            first_at = loop.time()
-                        (batch if change.get("operationType") == "insert" else edits).append(
-                            change["fullDocument"])
-                    # gathered for up to COALESCE seconds: each statement costs the embedded
-                    # server a commit, so a busy inbox is indexed in few large writes
-                    if (batch or edits) and (len(batch) + len(edits) >= 256
-                                             or loop.time() - first_at >= COALESCE):
-                        await self.write(batch, new=True)
-                        await self.write(edits)
-                        batch, edits = [], []
-                    if not batch and (loop.time() - renewed >= RENEW_EVERY
-                                      or (change is None and loop.time() - renewed >= 1.0)):
-                        renewed = loop.time()
-                        if not await self._renew(stream.resume_token):
-                            return
-        except OperationFailure as exc:
-            if exc.code not in (286, 9, 280):
-                raise
-            log.warning("search indexer: resume token lost; re-reading since the watermark")
-            await self.db.meta.update_one({"_id": "search", "owner": self.owner},
-                                          {"$set": {"token": None}})
+            if token is None:
+                await self.catch_up(meta.get("through"))
+            renewed = loop.time()
+            while True:
+                try:
+                    got = await sub.next_batch(COALESCE)
+                except HistoryLost:
+                    log.warning("search indexer: resume token lost; re-reading since the "
+                                "watermark")
+                    await self.db.meta.update_one({"_id": "search", "owner": self.owner},
+                                                  {"$set": {"token": None}})
+                    return
+                for change in got.changes:
+                    if not batch and not edits:
+                        first_at = loop.time()
+                    if change.get("operationType") == "insert":
+                        batch.append(change["fullDocument"])
+                    elif "text" in ((change.get("updateDescription") or {})
+                                    .get("updatedFields") or {}):
+                        edits.append(change["documentKey"]["_id"])
+                # gathered for up to COALESCE seconds: each statement costs the embedded
+                # server a commit, so a busy inbox is indexed in few large writes
+                if (batch or edits) and (len(batch) + len(edits) >= 256
+                                         or loop.time() - first_at >= COALESCE):
+                    await self.write(batch, new=True)
+                    if edits:
+                        await self.write(await self.db.messages.find(
+                            {"_id": {"$in": edits}}, _FIELDS).to_list())
+                    batch, edits = [], []
+                if not batch and not edits and (
+                        loop.time() - renewed >= RENEW_EVERY
+                        or (not got.changes and loop.time() - renewed >= 1.0)):
+                    renewed = loop.time()
+                    if not await self._renew(got.token):
+                        return
+        finally:
+            self.feed.unsubscribe(sub)
 
     async def _renew(self, token: Doc | None) -> bool:
         now = datetime.now(UTC)

@@ -97,6 +97,7 @@ class Services:
     outbox: Any = None
     worker: Any = None
     events: Any = None
+    changes: Any = None  # inbox.changes.ChangeFeed: the process's one change stream
     webhooks: Any = None
     teams: Any = None  # teams.service.TeamWork
     measures: Any = None  # measures.service.Measures

@@ -1,7 +1,8 @@
 """The event hub behind `GET /api/events` (web/events.py): change streams → SSE frames.
 
-One `EventHub` per process owns one change stream on `conversations` and `messages` and fans
-each change out to every connected client (a queue per client; one JSON encoding per change,
+One `EventHub` per process follows `conversations`, `messages` and `presence` on the process's
+change feed (inbox/changes.py; updated documents read once per batch) and fans each change
+out to every connected client (a queue per client; one JSON encoding per change,
 not per client). An event's `id` is the change's resume token, so a browser that reconnects
 with `Last-Event-ID` gets what it missed:
 
@@ -34,6 +35,7 @@ from typing import Any
 import bson
 from pymongo.errors import OperationFailure, PyMongoError
 
+from inbox.changes import ChangeFeed, HistoryLost
 from inbox.db import Database, Doc
 from web.errors import ApiError
 from web.views import conversation_json, message_json
@@ -120,8 +122,10 @@ class Subscriber:
 class EventHub:
     def __init__(self, db: Database, *, buffer_size: int = 4096, queue_size: int = 1024,
                  max_await_ms: int = 500, catch_up_limit: int = 10_000,
-                 heartbeat: float = 15.0) -> None:
+                 heartbeat: float = 15.0, feed: ChangeFeed | None = None) -> None:
         self.db = db
+        self.feed = feed
+        self._own_feed: ChangeFeed | None = None
         self.heartbeat = heartbeat
         self.buffer_size = buffer_size
         self.queue_size = queue_size
@@ -276,45 +280,58 @@ class EventHub:
     # ------------------------------------------------------------------ the watcher
 
     async def _watch(self) -> None:
-        token: Doc | None = None
-        delay = 0.5
-        while True:
-            try:
-                async with await self.db.watch(PIPELINE, full_document="updateLookup",
-                                               resume_after=token,
-                                               max_await_time_ms=self.max_await_ms) as stream:
-                    self.streams_opened += 1
-                    delay = 0.5
-                    if stream.resume_token is not None and token is None:
-                        self._position = encode_id(stream.resume_token)
-                    self._ready.set()
-                    while True:
-                        change = await stream.try_next()
-                        if change is None:
-                            if stream.resume_token is not None:
-                                token = stream.resume_token
-                                self._position = encode_id(token)
-                            continue
-                        token = change["_id"]
-                        event_id = encode_id(token)
-                        event = await self._event(change, event_id)
-                        self._publish(event_id, event)
-                        self._position = event_id
-            except asyncio.CancelledError:
-                raise
-            except OperationFailure as exc:
-                if token is None or exc.code not in (HISTORY_LOST, 9, 280):
-                    log.warning("event stream failed (%s); retrying", exc.code)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 10.0)
+        feed = self.feed
+        if feed is None:  # a hub alone (tests): a feed of its own
+            feed = self._own_feed = ChangeFeed(self.db, COLLECTIONS,
+                                               max_await_ms=self.max_await_ms)
+        await feed.start()
+        sub = feed.subscribe("events", COLLECTIONS)
+        self.streams_opened += 1
+        try:
+            if sub.token is not None:
+                self._position = encode_id(sub.token)
+            self._ready.set()
+            while True:
+                try:
+                    batch = await sub.next_batch(None)
+                except HistoryLost:
+                    log.warning("event stream history lost; clients reload")
+                    self._reset()
                     continue
-                log.warning("event stream history lost; clients reload")
-                token = None
-                self._reset()
-            except PyMongoError as exc:
-                log.warning("event stream interrupted (%s); resuming", type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                docs = await self._looked_up(batch.changes)
+                for change in batch.changes:
+                    event_id = encode_id(change["_id"])
+                    if change.get("operationType") == "update":  # a replace carries it
+                        key = (change["ns"]["coll"], change["documentKey"]["_id"])
+                        change = {**change, "fullDocument": docs.get(key)}
+                    event = await self._event(change, event_id)
+                    self._publish(event_id, event)
+                    self._position = event_id
+                if batch.token is not None:
+                    self._position = encode_id(batch.token)
+        finally:
+            feed.unsubscribe(sub)
+            if self._own_feed is not None:
+                await self._own_feed.stop()
+                self._own_feed = None
+
+    async def _looked_up(self, changes: list[Doc]) -> dict[tuple[str, Any], Doc]:
+        """The current documents of a batch's updates, one read per collection (what
+        `updateLookup` would read one by one, for every update of every collection)."""
+        wanted: dict[str, list[Any]] = {}
+        for change in changes:
+            if change.get("operationType") == "update":
+                wanted.setdefault(change["ns"]["coll"], []).append(
+                    change["documentKey"]["_id"])
+        found: dict[tuple[str, Any], Doc] = {}
+        for coll, ids in wanted.items():
+            try:
+                async for doc in self.db[coll].find({"_id": {"$in": list(dict.fromkeys(ids))}},
+                                                    {"raw": 0, "credentials": 0}):
+                    found[(coll, doc["_id"])] = doc
+            except PyMongoError as exc:  # the events go out without their documents
+                log.warning("event lookups failed: %s", type(exc).__name__)
+        return found
 
     def _reset(self) -> None:
         self._buffer.clear()

@@ -20,7 +20,7 @@ __all__ = ["EventHub", "decode_id", "encode_id", "events", "hub_of", "setup"]
 def hub_of(app: web.Application) -> EventHub:
     services = app["services"]
     if services.events is None:
-        services.events = EventHub(services.db)
+        services.events = EventHub(services.db, feed=services.changes)
     hub: EventHub = services.events
     return hub
 

@@ -64,6 +64,7 @@ async def database(settings: Settings, *, reuse_running: bool = False,
 
 async def start_services(settings: Settings, uri: str,
                          embedded: EmbeddedServer | None = None) -> Services:
+    from inbox.changes import ChangeFeed
     from replies.outbox import Outbox
     from replies.worker import DeliveryWorker
 
@@ -81,14 +82,19 @@ async def start_services(settings: Settings, uri: str,
     services.outbox = Outbox(services.db, settings.delivery, clock=services.clock)
     await services.outbox.setup()
     services.router.on_report = services.outbox.apply_report
+    # one change stream for the whole process: every follower below subscribes to it
+    services.changes = feed = ChangeFeed(services.db, FOLLOWED)
+    await feed.start()
     services.worker = DeliveryWorker(
         services.outbox, services.channels.get,
-        unavailable=lambda: services.accounts.unavailable(services.clock.now()))
+        unavailable=lambda: services.accounts.unavailable(services.clock.now()), feed=feed)
     if settings.delivery.workers > 0:
         await services.worker.start()
     await services.channels.start_all()
+    services.teams.router.feed = services.teams.indexer.feed = feed
     await services.teams.start()
     services.measures.outbox = services.outbox
+    services.measures.feed = feed
     await services.measures.start()
     if services.answers is not None:
         await services.answers.start(services.outbox, services.channels.get,
@@ -97,6 +103,10 @@ async def start_services(settings: Settings, uri: str,
     return services
 
 
+# what the process's followers read: the event hub (conversations, messages, presence), the
+# delivery worker (outbox), the router (conversations), the search indexer (messages) and the
+# service measures (messages, interactions)
+FOLLOWED = ("conversations", "messages", "presence", "outbox", "interactions")
 STOP_WITHIN = 15.0  # s: the longest one component's stop may take before shutdown goes on
 
 
@@ -121,7 +131,8 @@ async def stop_services(services: Services) -> None:
                             ("the standard answers", services.answers),
                             ("the service measures", services.measures),
                             ("team work", services.teams),
-                            ("the delivery worker", services.worker)):
+                            ("the delivery worker", services.worker),
+                            ("the change feed", services.changes)):
         if component is not None:
             await _stop(what, component.stop())
     await _stop("the channels", services.channels.stop_all())
