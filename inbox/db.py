@@ -13,6 +13,7 @@ made them unique then (`LEGACY_INDEXES`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
@@ -122,3 +123,21 @@ async def drop_obsolete_indexes(db: Database) -> None:
         for index in indexes:
             if index in existing:
                 await db[name].drop_index(index)
+
+
+IN_CHUNK = 64
+
+
+async def find_in(coll: Any, values: Iterable[Any], filter_: Doc | None = None,
+                  projection: Doc | None = None, *, field: str = "_id") -> list[Doc]:
+    """The documents whose `field` is one of `values`, read in `$in` lists of `IN_CHUNK`.
+
+    The embedded server checks each document it reads against the whole `$in` list, so one
+    read of N ids costs it N × N comparisons (measured: the measures follower's reads of a
+    256-conversation batch were 7 % of its time); in chunks the cost is N × 64."""
+    wanted = list(dict.fromkeys(values))
+    out: list[Doc] = []
+    for i in range(0, len(wanted), IN_CHUNK):
+        flt = {**(filter_ or {}), field: {"$in": wanted[i:i + IN_CHUNK]}}
+        out.extend(await coll.find(flt, projection).to_list())
+    return out

@@ -31,7 +31,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo import DESCENDING
 
-from inbox.db import Database, Doc
+from inbox.db import Database, Doc, find_in
 from inbox.models import AgentIdentity, Button, RenderContext
 from measures.settings import CsatSettings
 from replies.identity import agent_identity, locale_candidates, render_as
@@ -141,8 +141,8 @@ class Surveys:
     async def waiting(self, conv_ids: list[str]) -> dict[str, Doc]:
         if not conv_ids:
             return {}
-        return {d["_id"]: d async for d in self.db.csat_surveys.find(
-            {"_id": {"$in": conv_ids}, "state": {"$in": ["waiting", "scored"]}})}
+        return {d["_id"]: d for d in await find_in(
+            self.db.csat_surveys, conv_ids, {"state": {"$in": ["waiting", "scored"]}})}
 
     def read_message(self, survey: Mapping[str, Any], text: str,
                      at: datetime) -> Answer | None:

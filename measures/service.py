@@ -18,7 +18,7 @@ from typing import Any
 from bson import ObjectId
 
 from inbox.clock import Clock
-from inbox.db import Database, Doc
+from inbox.db import Database, Doc, find_in
 from measures import db as measures_db
 from measures import sla
 from measures.counters import Tally
@@ -79,8 +79,8 @@ class Measures:
         wanted = [ObjectId(i) for i in set(ids) if ObjectId.is_valid(i)]
         if not wanted:
             return {}
-        return {str(d["_id"]): d async for d in self.db.conversations.find(
-            {"_id": {"$in": wanted}}, CONV_FIELDS)}
+        return {str(d["_id"]): d for d in await find_in(self.db.conversations, wanted,
+                                                        projection=CONV_FIELDS)}
 
     def _ready(self, conv: Doc | None) -> bool:
         return conv is not None and (not self.routing or "routing" in conv)
@@ -91,11 +91,13 @@ class Measures:
         policy)."""
         found = await self._conversations(ids)
         waited, delay = 0.0, 0.02
-        while waited < self.open_wait and not all(self._ready(found.get(i)) for i in ids):
+        unready = [i for i in ids if not self._ready(found.get(i))]
+        while waited < self.open_wait and unready:
             await asyncio.sleep(delay)
             waited += delay
             delay = min(delay * 2, 0.5)
-            found = await self._conversations(ids)
+            found.update(await self._conversations(unready))  # only those still waited for
+            unready = [i for i in unready if not self._ready(found.get(i))]
         return found
 
     @staticmethod

@@ -26,7 +26,7 @@ from typing import Any
 from pymongo import ASCENDING
 
 from inbox.clock import Clock
-from inbox.db import Database, Doc
+from inbox.db import Database, Doc, find_in
 from measures.hours import Hours, add_business, business_seconds
 
 TARGETS = ("first_response", "next_response", "resolution")
@@ -311,8 +311,7 @@ class SlaClocks:
     async def many(self, conv_ids: Sequence[str]) -> dict[str, Doc]:
         if not conv_ids:
             return {}
-        return {d["_id"]: d async for d in self.db.sla_timers.find(
-            {"_id": {"$in": list(conv_ids)}})}
+        return {d["_id"]: d for d in await find_in(self.db.sla_timers, conv_ids)}
 
     async def create(self, timer: Doc) -> bool:
         """Insert a new clock; False when the conversation has one already."""

@@ -38,7 +38,7 @@ from pymongo import ReplaceOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from inbox.changes import ChangeFeed, HistoryLost
-from inbox.db import Database, Doc
+from inbox.db import Database, Doc, find_in
 from inbox.paging import BadCursor, decode_cursor, encode_cursor, make_sk, micros, sk_micros
 from inbox.tasks import cancel_and_wait
 
@@ -352,8 +352,8 @@ class Indexer:
                                          or loop.time() - first_at >= COALESCE):
                     await self.write(batch, new=True)
                     if edits:
-                        await self.write(await self.db.messages.find(
-                            {"_id": {"$in": edits}}, _FIELDS).to_list())
+                        await self.write(await find_in(self.db.messages, edits,
+                                                       projection=_FIELDS))
                     batch, edits = [], []
                 if not batch and not edits and (
                         loop.time() - renewed >= RENEW_EVERY

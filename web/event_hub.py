@@ -36,7 +36,7 @@ import bson
 from pymongo.errors import OperationFailure, PyMongoError
 
 from inbox.changes import ChangeFeed, HistoryLost
-from inbox.db import Database, Doc
+from inbox.db import Database, Doc, find_in
 from web.errors import ApiError
 from web.views import conversation_json, message_json
 
@@ -326,8 +326,8 @@ class EventHub:
         found: dict[tuple[str, Any], Doc] = {}
         for coll, ids in wanted.items():
             try:
-                async for doc in self.db[coll].find({"_id": {"$in": list(dict.fromkeys(ids))}},
-                                                    {"raw": 0, "credentials": 0}):
+                for doc in await find_in(self.db[coll], ids, projection={"raw": 0,
+                                                                        "credentials": 0}):
                     found[(coll, doc["_id"])] = doc
             except PyMongoError as exc:  # the events go out without their documents
                 log.warning("event lookups failed: %s", type(exc).__name__)
