@@ -23,6 +23,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pymongo.errors import BulkWriteError
+
 from bench.cluster import Cluster
 from bench.stats import summary_ms
 from measures import db as measures_db
@@ -89,7 +91,16 @@ async def run(cluster: Cluster, *, messages: int, calls: int = 10) -> dict[str, 
     await db.report_counters.delete_many({})
     t0 = time.perf_counter()
     for i in range(0, len(docs), 1000):
-        await db.report_counters.insert_many(docs[i:i + 1000], ordered=False)
+        chunk = docs[i:i + 1000]
+        try:
+            await db.report_counters.insert_many(chunk, ordered=False)
+        except BulkWriteError as exc:  # this hour's buckets, written by the running follower
+            errors = exc.details.get("writeErrors", [])  # since the delete: the seed's win
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            for e in errors:
+                doc = chunk[int(e["index"])]
+                await db.report_counters.replace_one({"_id": doc["_id"]}, doc, upsert=True)
     inserted = time.perf_counter() - t0
     today = now.date()
     month = f"from={today - timedelta(days=29)}&to={today}"
