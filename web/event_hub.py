@@ -299,6 +299,7 @@ class EventHub:
                     self._reset()
                     continue
                 docs = await self._looked_up(batch.changes)
+                await self._contacts_of(batch.changes, docs)
                 for change in batch.changes:
                     event_id = encode_id(change["_id"])
                     if change.get("operationType") == "update":  # a replace carries it
@@ -395,6 +396,37 @@ class EventHub:
             log.warning("skipping an event for %s: %s", coll, type(exc).__name__)
         return None
 
+    async def _contacts_of(self, changes: list[Doc],
+                           docs: dict[tuple[str, Any], Doc]) -> None:
+        """The contacts a batch's conversations name, read in one go into the cache (a burst
+        of new chats would otherwise cost a read per conversation)."""
+        wanted: set[str] = set()
+        for change in changes:
+            if (change.get("ns") or {}).get("coll") != "conversations":
+                continue
+            doc = change.get("fullDocument") or docs.get(
+                ("conversations", (change.get("documentKey") or {}).get("_id"))) or {}
+            contact_id = doc.get("contact_id")
+            if contact_id and contact_id not in self._contacts and bson.ObjectId.is_valid(
+                    str(contact_id)):
+                wanted.add(str(contact_id))
+        if not wanted:
+            return
+        try:
+            found = {str(d["_id"]): d for d in await find_in(
+                self.db.contacts, [bson.ObjectId(c) for c in wanted],
+                projection={"name": 1, "handle": 1})}
+        except PyMongoError:
+            return  # each is read on its own, or goes out without the name
+        for contact_id in wanted:
+            if contact_id in found:  # one not there yet is read again when it is named
+                self._remember_contact(contact_id, found[contact_id])
+
+    def _remember_contact(self, contact_id: str, doc: Doc | None) -> None:
+        self._contacts[contact_id] = doc
+        if len(self._contacts) > 10_000:
+            self._contacts.popitem(last=False)
+
     async def _contact(self, contact_id: str | None) -> Doc | None:
         if not contact_id:
             return None
@@ -408,7 +440,5 @@ class EventHub:
             doc = None
         except PyMongoError:
             return None  # the summary goes out without the name rather than not at all
-        self._contacts[contact_id] = doc
-        if len(self._contacts) > 10_000:
-            self._contacts.popitem(last=False)
+        self._remember_contact(contact_id, doc)
         return doc
