@@ -15,12 +15,15 @@ round cost), and the busier the inbox, the more messages each round coalesces. I
 follows its batch within milliseconds; `settle()` waits for the rounds.
 
 Crash safety: each process keeps a heartbeat document in `meta` listing `dirty`, the
-conversations with messages it stored and has not summarised yet; the list grows before each
-insert batch (one small write, only for conversations not listed yet) and is trimmed as rounds
-land. When a process is gone (heartbeat older than `DEAD_AFTER`, or its pid no longer runs on
-this host), another one rebuilds each of its dirty conversations from the messages themselves:
-created if missing, counters recounted, times merged, preview and status set. A restarted
-process repairs its predecessor before it takes traffic. A round whose write fails is retried
+conversations with messages it stored and has not summarised yet, and `recent`, those a round
+summarised in the last `STICKY` seconds; the list grows before each insert batch (one small
+write, only for conversations listed in neither: a busy conversation costs it once, not once
+per batch) and is rewritten every second as rounds land. When a process is gone (heartbeat
+older than `DEAD_AFTER`, or its pid no longer runs on this host), another one rebuilds each of
+its listed conversations from the messages themselves: created if missing, counters
+recounted, times merged, preview and status set. A restarted process repairs its
+predecessor's `dirty` before it takes traffic, and its `recent` right after, behind the start.
+A round whose write fails is retried
 as the same statement, made idempotent by a per-round tag.
 
 Needs MongoDB 5.0 or later (`$getField`) when not on the embedded server.
@@ -57,6 +60,9 @@ log = logging.getLogger(__name__)
 CHUNK = 64  # conversations per statement: larger $in lists cost more per document on the server
 HEARTBEAT_EVERY = 5.0
 DIRTY_EVERY = 1.0
+# s a summarised conversation stays listed (as `recent`), so that its next batch needs no
+# write before the insert: a busy conversation is marked once, not once per batch
+STICKY = 10.0
 DEAD_AFTER = timedelta(seconds=30)
 REPAIR_EVERY = 15.0
 ENSURE_AFTER = 10.0  # s: a redelivery's conversation still missing by then is rebuilt
@@ -93,7 +99,9 @@ class Summariser:
         self._pending: dict[str, Delta] = {}
         self._in_flight: dict[str, Delta] = {}
         self._inserting: Counter[str] = Counter()  # conversation → batches being inserted
-        self._marked: set[str] = set()  # the heartbeat's `dirty`, as last written
+        self._marked: set[str] = set()  # the heartbeat's `dirty` and `recent`, as written
+        self._recent: dict[str, float] = {}  # conversation → when a round last summarised it
+        self._repairing: set[str] = set()  # dead heartbeats whose `recent` is being rebuilt
         self._exists = _Seen()
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
@@ -151,11 +159,16 @@ class Summariser:
 
     async def _heartbeat(self) -> None:
         dirty = self._dirty()
+        cutoff = time.monotonic() - STICKY
+        for conv_id in [c for c, at in self._recent.items() if at < cutoff]:
+            del self._recent[conv_id]
+        recent = set(self._recent) - dirty
         await self.db.meta.update_one(
             {"_id": self._meta_id},
             {"$set": {"kind": "ingestor", "host": _HOST, "pid": os.getpid(),
-                      "dirty": sorted(dirty), "alive_at": datetime.now(UTC)}}, upsert=True)
-        self._marked = dirty
+                      "dirty": sorted(dirty), "recent": sorted(recent),
+                      "alive_at": datetime.now(UTC)}}, upsert=True)
+        self._marked = dirty | recent
         self._dirty_written = time.monotonic()
         self._registered = True
 
@@ -300,6 +313,8 @@ class Summariser:
                     self._last_round = time.monotonic() - started
                     self.rounds += 1
                     self.summarised += sum(d.n for d in self._in_flight.values())
+                    now = time.monotonic()
+                    self._recent.update((cid, now) for cid in self._in_flight)
                     self._in_flight = {}
                 if time.monotonic() - self._dirty_written >= DIRTY_EVERY:
                     with contextlib.suppress(PyMongoError):
@@ -392,16 +407,45 @@ class Summariser:
                 dead.append(hb)
         done = 0
         for hb in dead:
+            if hb["_id"] in self._repairing:
+                continue
             dirty = list(dict.fromkeys(str(c) for c in hb.get("dirty") or []))
             for conv_id in dirty:
                 await self.rebuild(conv_id)
             done += len(dirty)
-            await self.db.meta.delete_one({"_id": hb["_id"]})
             if dirty:
                 log.warning("summaries: rebuilt %d conversations a stopped process left",
                             len(dirty))
+            recent = [str(c) for c in hb.get("recent") or [] if str(c) not in set(dirty)]
+            if recent:  # perhaps written to in its last second: rebuilt behind the start
+                await self.db.meta.update_one({"_id": hb["_id"]}, {"$set": {"dirty": []}})
+                self._rebuild_later(hb["_id"], recent)
+            else:
+                await self.db.meta.delete_one({"_id": hb["_id"]})
         self.repaired += done
         return done
+
+    def _rebuild_later(self, hb_id: str, conv_ids: list[str]) -> None:
+        """The conversations a dead process summarised in its last `STICKY` seconds: one of
+        them may have had messages stored in the moment before it died that no round wrote.
+        Its heartbeat stays until they are done, so a process that dies meanwhile leaves them
+        to the next one."""
+        self._repairing.add(hb_id)
+
+        async def rebuild_all() -> None:
+            try:
+                for conv_id in conv_ids:
+                    async with self._lock:
+                        await self.rebuild(conv_id)
+                await self.db.meta.delete_one({"_id": hb_id})
+                self.repaired += len(conv_ids)
+            finally:
+                self._repairing.discard(hb_id)
+
+        task = asyncio.create_task(rebuild_all(), name="summaries-repair")
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def rebuild(self, conv_id: str) -> None:
         """A conversation's summary from its messages alone (created when missing)."""

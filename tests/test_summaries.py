@@ -70,6 +70,44 @@ async def test_summaries_of_a_crashed_process_are_repaired_from_the_messages(
     await restarted.close()
 
 
+async def test_a_busy_conversation_is_marked_once_and_still_repaired(db: Database) -> None:
+    """A conversation summarised a moment ago stays listed (`recent`), so its next batch
+    needs no write before the insert; if the process dies right after storing that batch,
+    the next one rebuilds it all the same."""
+    crashed = Store(db)
+    await crashed.setup()
+    first = await crashed.ingest(inbound(1))
+    await crashed.settle()
+    summaries = crashed.ingestor.summaries
+    await summaries._heartbeat()
+    hb_id = f"ingestor:{summaries.owner}"
+    hb = await db.meta.find_one({"_id": hb_id})
+    assert hb is not None and hb["dirty"] == [] and hb["recent"] == [first.conversation_id]
+    summaries._apply_round = hang  # type: ignore[method-assign]  # it dies before the summary
+    await crashed.ingest(inbound(2, text="the last words"))
+    hb = await db.meta.find_one({"_id": hb_id})
+    assert hb is not None and hb["dirty"] == []  # nothing was written before that insert
+    summaries._task.cancel()  # type: ignore[union-attr]
+    summaries._background.cancel()  # type: ignore[union-attr]
+    await db.meta.update_one({"_id": hb_id}, {"$set": {"pid": dead_pid()}})
+
+    restarted = Store(db)
+    await restarted.setup()
+    conv: dict[str, Any] = {}
+    for _ in range(100):
+        conv = await restarted.get_conversation(first.conversation_id)
+        if conv["message_count"] == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert conv["message_count"] == 2 and conv["preview"] == "the last words"
+    for _ in range(100):
+        if await db.meta.count_documents({"_id": hb_id}) == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert await db.meta.count_documents({"_id": hb_id}) == 0
+    await restarted.close()
+
+
 async def test_repair_counts_unread_from_when_it_was_read(db: Database) -> None:
     crashed = Store(db)
     await crashed.setup()

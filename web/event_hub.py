@@ -440,5 +440,6 @@ class EventHub:
             doc = None
         except PyMongoError:
             return None  # the summary goes out without the name rather than not at all
-        self._remember_contact(contact_id, doc)
+        if doc is not None:  # one not there yet is read again next time
+            self._remember_contact(contact_id, doc)
         return doc
