@@ -104,8 +104,9 @@ class Subscription:
         return self._token
 
     async def next_batch(self, timeout: float | None = None) -> Batch:
-        """The changes delivered since the last batch (waiting up to `timeout` for one; an
-        empty batch when it passes or the feed only moved on). Raises HistoryLost once."""
+        """The changes delivered since the last batch, waiting up to `timeout` for one (an
+        empty batch when it passes; its token may still have moved past changes this
+        subscription does not want). Raises HistoryLost once."""
         if not self._items and not self._lost:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -264,7 +265,7 @@ class ChangeFeed:
         # last change comes next, in order, then live changes
         held, sub._held = sub._held, []
         sub._catching_up = False
-        sub._floor = token_order(token) if token is not after else None
+        sub._floor = token_order(token)  # the shared stream may be behind that point
         for change in held:
             if _key(change["_id"]) not in sent:
                 sub._deliver(change)
