@@ -1,4 +1,4 @@
-"""The event hub behind `GET /api/events` (web/events.py): change streams → SSE frames.
+"""The event hub behind `GET /api/events` (web/events.py): database changes → SSE frames.
 
 One `EventHub` per process follows `conversations`, `messages` and `presence` on the process's
 change feed (inbox/changes.py; updated documents read once per batch) and fans each change
@@ -146,7 +146,7 @@ class EventHub:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Open the change stream (once); returns when it is watching."""
+        """Follow the change feed (once); returns when it is watching."""
         if self._stopped:
             raise RuntimeError("event hub stopped")
         if self._task is None or self._task.done():
