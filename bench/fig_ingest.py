@@ -337,33 +337,41 @@ async def _drained(cluster: Cluster, expected: int, timeout: float = 120) -> flo
     return None
 
 
-async def _caught_up(cluster: Cluster, behind: str, *ahead: str,
+async def _caught_up(cluster: Cluster, behind: tuple[str, Doc], ahead: tuple[str, Doc],
                      timeout: float = 120) -> float | None:
-    """Seconds until a follower's collection (`behind`: search entries, SLA clocks) holds as
-    many documents as what it follows (`ahead`: messages and conversations, each with its
-    entry; conversations); None when it stops growing short of that (the feature is off) or
-    the timeout passes."""
+    """Seconds until a follower's documents (`behind`: search entries of one kind, SLA
+    clocks) are as many as what it follows (`ahead`: messages, conversations); None when they
+    stop growing short of that (the feature is off) or the timeout passes."""
+    async def count(coll: str, flt: Doc) -> int:
+        if not flt:
+            return await cluster.db[coll].estimated_document_count()
+        return await cluster.db[coll].count_documents(flt)
+
     start = last_growth = time.monotonic()
     seen = -1
     while time.monotonic() - start < timeout:
-        have = await cluster.db[behind].estimated_document_count()
-        wanted = sum([await cluster.db[c].estimated_document_count() for c in ahead])
-        if have >= wanted:
+        have = await count(*behind)
+        if have >= await count(*ahead):
             return round(time.monotonic() - start, 2)
         if have > seen:
             seen, last_growth = have, time.monotonic()
         elif time.monotonic() - last_growth > 5:
             return None
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.5)  # the counts of one kind read the collection: not too often
     return None
 
 
 async def _background_drained(cluster: Cluster, expected: int) -> dict[str, float | None]:
     """Wait for what follows ingest to catch up, so that the next phase does not pay for this
-    one's backlog: summaries, then search entries, then SLA clocks (the measures follower)."""
+    one's backlog: summaries; search entries of messages (the indexer) and of conversations
+    (written as the router routes them); SLA clocks (the measures follower). Each time counts
+    from the end of the one before."""
     return {"summaries_s": await _drained(cluster, expected),
-            "search_s": await _caught_up(cluster, "search_index", "messages", "conversations"),
-            "measures_s": await _caught_up(cluster, "sla_timers", "conversations")}
+            "search_messages_s": await _caught_up(
+                cluster, ("search_index", {"kind": "message"}), ("messages", {})),
+            "search_conversations_s": await _caught_up(
+                cluster, ("search_index", {"kind": "conversation"}), ("conversations", {})),
+            "measures_s": await _caught_up(cluster, ("sla_timers", {}), ("conversations", {}))}
 
 
 async def workloads(cluster: Cluster, *, new_chats: int, b_seconds: float,
