@@ -110,7 +110,9 @@
   }
   function choose(i) {
     var item = items[i];
-    var where = token;
+    /* the "/word" as it is now: typed on while the list was being fetched, it is longer than
+       the one the list was asked for, and all of it is replaced */
+    var where = slashToken() || token;
     close();
     if (!item || !where) { return; }
     use(item).then(function (filled) { insert(filled.text || item.text || "", where.start, where.end); });
