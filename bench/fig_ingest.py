@@ -46,7 +46,7 @@ import aiohttp
 from pymongo import ASCENDING, IndexModel
 
 from bench.cluster import BOT_ID, Cluster
-from bench.stats import CpuMeter, summary_ms, telegram_update
+from bench.stats import CpuMeter, sse_events, summary_ms, telegram_update
 from connectors.telegram.normalise import normalise_update as normalise
 from inbox.db import Database, Doc, connect
 from inbox.embedded import EmbeddedServer
@@ -254,13 +254,9 @@ class ListingLag:
         async with self.session.get(url, headers=headers, timeout=timeout) as resp:
             resp.raise_for_status()
             self._ready.set()
-            event = ""
-            async for raw in resp.content:
-                line = raw.decode().rstrip("\n")
-                if line.startswith("event:"):
-                    event = line[6:].strip()
-                elif line.startswith("data:") and event == "conversation":
-                    conv = json.loads(line[5:]).get("id")
+            async for event, data in sse_events(resp.content):
+                if event == "conversation":
+                    conv = data.get("id")
                     if conv is not None and conv not in self.seen:
                         self.seen[conv] = time.monotonic()
                         self._seen_more.set()

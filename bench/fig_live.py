@@ -22,7 +22,7 @@ import aiohttp
 
 from bench.cluster import Cluster, rss_kib
 from bench.fig_ingest import SECRET_HEADER
-from bench.stats import summary_ms, telegram_update
+from bench.stats import sse_events, summary_ms, telegram_update
 
 CHAT_BASE = 660_000_000
 
@@ -38,20 +38,12 @@ async def _client(session: aiohttp.ClientSession, url: str, token: str, ready: a
         if resp.status != 200:
             counts["refused"] = counts.get("refused", 0) + 1
             return
-        event = ""
-        async for raw in resp.content:
-            line = raw.decode().rstrip("\n")
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:") and event == "message":
-                now = time.monotonic()
-                data = json.loads(line[5:])
+        async for event, data in sse_events(resp.content):
+            if event == "message":
                 ext = data.get("external_id")
                 if ext is not None:
-                    arrivals.setdefault(ext, []).append(now)
-                counts["message_events"] = counts.get("message_events", 0) + 1
-            elif line.startswith("data:"):
-                counts[f"{event}_events"] = counts.get(f"{event}_events", 0) + 1
+                    arrivals.setdefault(ext, []).append(time.monotonic())
+            counts[f"{event}_events"] = counts.get(f"{event}_events", 0) + 1
 
 
 async def run(cluster: Cluster, *, clients: int = 100, updates: int = 150,

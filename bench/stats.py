@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,17 @@ class CpuMeter:
             out[k] = None if now is None or before is None or elapsed <= 0 else round(
                 100 * (now - before) / elapsed)
         return out
+
+
+async def sse_events(lines: AsyncIterable[bytes]) -> AsyncIterator[tuple[str, Any]]:
+    """(event name, decoded data) for each `data:` line of a Server-Sent Events body."""
+    event = ""
+    async for raw in lines:
+        line = raw.decode().rstrip("\n")
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            yield event, json.loads(line[5:])
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:

@@ -10,8 +10,9 @@ kind.
 
 A subscription that starts from a saved resume token (`after`) first reads what it missed from
 a short stream of its own, while the shared one keeps its new changes aside; when the private
-stream reaches the present the two are joined without a gap or a change twice (the same event
-has the same token in every stream of the same scope). A token the database no longer has
+stream reaches the present the two are joined without a gap or a change twice (resume tokens
+are ordered, `token_order`: what the shared stream brings up to the private one's last change
+is dropped). A token the database no longer has
 surfaces as `HistoryLost` from `next_batch`, once: the consumer recovers its own way (a sweep,
 a re-read since a watermark) and subscribes again.
 
@@ -222,7 +223,6 @@ class ChangeFeed:
 
     async def _catch_up(self, sub: Subscription, after: Doc) -> None:
         """What `sub` missed since `after`, from a stream of its own, then the shared one."""
-        sent: set[str] = set()
         pipeline = [{"$match": {"ns.coll": {"$in": sorted(sub.collections)},
                                 "operationType": {"$in": sorted(sub.ops)}}},
                     self.pipeline[1]]
@@ -238,7 +238,6 @@ class ChangeFeed:
                         if change is None:
                             break
                         token = change["_id"]
-                        sent.add(_key(token))
                         sub._items.append(change)
                         sub._token = token
                         sub._wake.set()
@@ -266,15 +265,9 @@ class ChangeFeed:
         held, sub._held = sub._held, []
         sub._catching_up = False
         sub._floor = token_order(token)  # the shared stream may be behind that point
-        for change in held:
-            if _key(change["_id"]) not in sent:
-                sub._deliver(change)
+        for change in held:  # those up to the floor were read by the private stream
+            sub._deliver(change)
         sub._wake.set()
-
-
-def _key(token: Doc) -> str:
-    data = token.get("_data")
-    return data if isinstance(data, str) else repr(sorted(token.items()))
 
 
 def token_order(token: Doc) -> tuple[int, int | str] | None:

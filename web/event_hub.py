@@ -132,7 +132,7 @@ class EventHub:
         self.max_await_ms = max_await_ms
         self.catch_up_limit = catch_up_limit
         self.subscribers: set[Subscriber] = set()
-        self.streams_opened = 0
+        self.streams_opened = 0  # catch-up streams for clients the buffer cannot serve
         self._buffer: deque[tuple[int, str, Event | None]] = deque()
         self._index: dict[str, int] = {}
         self._seq = 0
@@ -286,7 +286,6 @@ class EventHub:
                                                max_await_ms=self.max_await_ms)
         await feed.start()
         sub = feed.subscribe("events", COLLECTIONS)
-        self.streams_opened += 1
         try:
             if sub.token is not None:
                 self._position = encode_id(sub.token)
