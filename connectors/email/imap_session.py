@@ -82,6 +82,25 @@ class Folder:
         pending.pop("RECENT", None)
         return changed
 
+    def buffered(self) -> bool:
+        """Whether the server's next lines are already in imaplib's read buffer. A server that
+        has news when IDLE begins may send it in the same packet as the `+` continuation
+        (the sandbox does; Dovecot may, for a mail that arrived after our last SEARCH).
+        imaplib reads that packet whole to find the continuation, so the news waits in its
+        buffer while `idle_check` polls the socket, which stays quiet until the next change."""
+        reader = getattr(self.client._imap, "file", None)
+        if reader is None or not hasattr(reader, "peek"):
+            return False
+        sock = self.client.socket()
+        sock.setblocking(False)
+        try:
+            return bool(reader.peek(1))
+        except OSError:  # nothing to read (TLS answers "want read" rather than EAGAIN)
+            return False
+        finally:
+            sock.setblocking(True)
+            self.client._set_read_timeout()
+
     def uids_after(self, last_uid: int) -> list[int]:
         # "n:*" always matches the highest UID even when it is below n (RFC 3501 §6.4.8),
         # hence the filter.
@@ -116,11 +135,11 @@ class Folder:
         if self.announced():
             return True
         self.client.idle()
-        changed = False
+        changed = self.buffered()
         hollow = 0
         try:
             deadline = time.monotonic() + seconds
-            while not stop.is_set() and time.monotonic() < deadline:
+            while not changed and not stop.is_set() and time.monotonic() < deadline:
                 began = time.monotonic()
                 if self.client.idle_check(timeout=IDLE_SLICE):
                     changed = True
@@ -135,7 +154,8 @@ class Folder:
                 self.client.idle_done()
             raise
         self.client.idle_done()
-        return changed
+        # news that came with DONE's answer is kept by imaplib as untagged: a change too
+        return self.announced() or changed
 
     def noop(self) -> None:
         self.client.noop()

@@ -354,7 +354,12 @@ class _Session:
             await self.send(f"* {self.seen} EXISTS")
 
     async def cmd_IDLE(self, tag: str, args: list[object]) -> None:
-        await self.send("+ idling")
+        if self.box is not None and len(self.box.mails) != getattr(self, "seen", 0):
+            # news at once, in the continuation's own write, as a server may send it
+            self.seen = len(self.box.mails)
+            await self.send(f"+ idling\r\n* {self.seen} EXISTS")
+        else:
+            await self.send("+ idling")
         done = asyncio.ensure_future(self.reader.readuntil(b"\r\n"))
         try:
             while True:
