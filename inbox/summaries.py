@@ -16,9 +16,13 @@ follows its batch within milliseconds; `settle()` waits for the rounds.
 
 Crash safety: each process keeps a heartbeat document in `meta` listing `dirty`, the
 conversations with messages it stored and has not summarised yet, and `recent`, those a round
-summarised in the last `STICKY` seconds; the list grows before each insert batch (one small
-write, only for conversations listed in neither: a busy conversation costs it once, not once
-per batch) and is rewritten every second as rounds land. When a process is gone (heartbeat
+summarised in the last `STICKY` seconds. Before each insert batch the conversations listed in
+neither are marked in `summary_marks` (one small insert; a busy conversation costs it once,
+not once per batch); the heartbeat is rewritten every second as rounds land and then drops the
+marks it has taken in. Marks are inserts, not pushes onto the heartbeat: on the embedded
+server an update costs in proportion to the document, and the heartbeat of a busy process
+lists thousands of conversations (a `$push` onto it cost 15–25 ms per batch, on the
+acknowledgement's path, against ~2 ms for the insert). When a process is gone (heartbeat
 older than `DEAD_AFTER`, or its pid no longer runs on this host), another one rebuilds each of
 its listed conversations from the messages themselves: created if missing, counters
 recounted, times merged, preview and status set. A restarted process repairs its
@@ -112,6 +116,8 @@ class Summariser:
         self._background: asyncio.Task[None] | None = None
         self._checks: set[asyncio.Task[None]] = set()
         self._registered = False
+        self._mark_seq = 0  # marks of this process are `<heartbeat id>#<seq>`
+        self._marks_dropped = 0
         self._dirty_written = 0.0
         self._last_round = 0.0
         self._round = 0
@@ -142,6 +148,7 @@ class Summariser:
         if self._registered and not self._dirty():
             with contextlib.suppress(PyMongoError, TimeoutError):
                 async with asyncio.timeout(2):
+                    await self.db.summary_marks.delete_many(_marks_of(self._meta_id))
                     await self.db.meta.delete_one({"_id": self._meta_id})
 
     async def settle(self) -> None:
@@ -157,7 +164,11 @@ class Summariser:
     def _dirty(self) -> set[str]:
         return {*self._pending, *self._in_flight, *self._inserting}
 
+    def _mark_id(self, seq: int) -> str:
+        return f"{self._meta_id}#{seq:012d}"
+
     async def _heartbeat(self) -> None:
+        taken_in = self._mark_seq  # every mark up to here names ids listed below
         dirty = self._dirty()
         cutoff = time.monotonic() - STICKY
         for conv_id in [c for c, at in self._recent.items() if at < cutoff]:
@@ -171,6 +182,10 @@ class Summariser:
         self._marked = dirty | recent
         self._dirty_written = time.monotonic()
         self._registered = True
+        if taken_in > self._marks_dropped:
+            await self.db.summary_marks.delete_many(
+                {"_id": {"$gt": f"{self._meta_id}#", "$lte": self._mark_id(taken_in)}})
+            self._marks_dropped = taken_in
 
     async def _maintain(self) -> None:
         waited = 0.0
@@ -201,20 +216,17 @@ class Summariser:
         new = ids - self._marked
         if new or not self._registered:
             try:
-                await self.db.meta.update_one(
-                    {"_id": self._meta_id},
-                    {"$set": {"kind": "ingestor", "host": _HOST, "pid": os.getpid(),
-                              "alive_at": datetime.now(UTC)},
-                     # $push, not $addToSet: the server compares each new id with every
-                     # listed one for $addToSet (~9% of its time under load); only ids not
-                     # listed yet are sent, and the repair reads the list as a set
-                     "$push": {"dirty": {"$each": sorted(new)}}}, upsert=True)
+                if not self._registered:
+                    await self._heartbeat()  # lists `ids`, which are inserting
+                else:
+                    self._mark_seq += 1
+                    await self.db.summary_marks.insert_one(
+                        {"_id": self._mark_id(self._mark_seq), "ids": sorted(new)})
             except BaseException:
                 self._inserting.subtract(ids)
                 self._inserting += Counter()  # drop the zeros
                 raise
             self._marked |= new
-            self._registered = True
 
     def inserted(self, at: datetime, stored: list[Doc], *, failed: bool = False) -> None:
         """The batch is stored (or failed, perhaps half-way): schedule its summaries."""
@@ -409,13 +421,16 @@ class Summariser:
         for hb in dead:
             if hb["_id"] in self._repairing:
                 continue
-            dirty = list(dict.fromkeys(str(c) for c in hb.get("dirty") or []))
+            marked = [c async for m in self.db.summary_marks.find(_marks_of(hb["_id"]))
+                      for c in m.get("ids") or []]
+            dirty = list(dict.fromkeys(str(c) for c in [*(hb.get("dirty") or []), *marked]))
             for conv_id in dirty:
                 await self.rebuild(conv_id)
             done += len(dirty)
             if dirty:
                 log.warning("summaries: rebuilt %d conversations a stopped process left",
                             len(dirty))
+            await self.db.summary_marks.delete_many(_marks_of(hb["_id"]))
             recent = [str(c) for c in hb.get("recent") or [] if str(c) not in set(dirty)]
             if recent:  # perhaps written to in its last second: rebuilt behind the start
                 await self.db.meta.update_one({"_id": hb["_id"]}, {"$set": {"dirty": []}})
@@ -488,6 +503,10 @@ class Summariser:
         await self.db.conversations.update_one({"_id": ObjectId(conv_id)}, pipeline)
         return None
 
+
+
+def _marks_of(heartbeat_id: str) -> Doc:
+    return {"_id": {"$gt": f"{heartbeat_id}#", "$lt": f"{heartbeat_id}$"}}
 
 
 def _pid_alive(pid: int) -> bool:

@@ -108,6 +108,58 @@ async def test_a_busy_conversation_is_marked_once_and_still_repaired(db: Databas
     await restarted.close()
 
 
+async def test_a_new_conversation_is_marked_by_an_insert_and_repaired_from_it(
+        db: Database) -> None:
+    """A conversation not listed in the heartbeat is marked in `summary_marks` before its
+    batch is inserted (an insert: the heartbeat itself is only rewritten every second); the
+    heartbeat drops the marks it has taken in, and a process that died with only a mark
+    naming a conversation has it created all the same."""
+    crashed = Store(db)
+    await crashed.setup()
+    first = await crashed.ingest(inbound(1))
+    await crashed.settle()
+    summaries = crashed.ingestor.summaries
+    hb_id = f"ingestor:{summaries.owner}"
+    await summaries._heartbeat()
+    assert await db.summary_marks.count_documents({}) == 0
+    hb = await db.meta.find_one({"_id": hb_id})
+    assert hb is not None and first.conversation_id in hb["recent"]
+
+    summaries._apply_round = hang  # type: ignore[method-assign]  # it dies before the summary
+    new = await crashed.ingest(inbound(2, thread="200", user="200", text="a new chat"))
+    marks = await db.summary_marks.find({}).to_list()
+    assert [m["ids"] for m in marks] == [[new.conversation_id]]
+    assert marks[0]["_id"].startswith(f"{hb_id}#")
+    hb = await db.meta.find_one({"_id": hb_id})
+    assert hb is not None and new.conversation_id not in hb["dirty"]
+    summaries._task.cancel()  # type: ignore[union-attr]
+    summaries._background.cancel()  # type: ignore[union-attr]
+    assert await db.conversations.count_documents({"_id": {"$ne": None}}) == 1
+    await db.meta.update_one({"_id": hb_id}, {"$set": {"pid": dead_pid()}})
+
+    restarted = Store(db)
+    await restarted.setup()  # the marked conversation is rebuilt before traffic
+    conv = await restarted.get_conversation(new.conversation_id)
+    assert conv["message_count"] == 1 and conv["preview"] == "a new chat"
+    assert await db.summary_marks.count_documents({}) == 0
+    await restarted.close()
+
+
+async def test_marks_taken_in_by_the_heartbeat_are_dropped(store: Store) -> None:
+    await store.ingest(inbound(1))
+    await store.settle()
+    summaries = store.ingestor.summaries
+    await summaries._heartbeat()
+    for n in range(2, 6):
+        await store.ingest(inbound(n, thread=str(300 + n), user=str(300 + n)))
+    assert await store.db.summary_marks.count_documents({}) >= 1
+    await store.settle()
+    await summaries._heartbeat()
+    assert await store.db.summary_marks.count_documents({}) == 0
+    hb = await store.db.meta.find_one({"_id": f"ingestor:{summaries.owner}"})
+    assert hb is not None and len(hb["recent"]) == 5
+
+
 async def test_repair_counts_unread_from_when_it_was_read(db: Database) -> None:
     crashed = Store(db)
     await crashed.setup()
