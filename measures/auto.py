@@ -192,6 +192,8 @@ class AutoMessages:
     async def routed(self, conv: Doc, contact: Doc | None, decision: Any) -> None:
         """A new conversation was routed: welcome it (or say when the team opens), and tell
         it its place when it waits."""
+        if not decision.get("team_id"):
+            return  # automatic messages are a team's: nothing to read for one with none
         doc = await self.db.conversations.find_one({"_id": oid(str(conv["_id"]))})
         if doc is None or not doc.get("team_id"):
             return

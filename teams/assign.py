@@ -19,6 +19,7 @@ with `steps`: which rule, which team, which agent, why).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -28,7 +29,8 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from inbox.clock import Clock
-from inbox.db import Database, Doc
+from inbox.conversation_docs import insert_ignoring_duplicates
+from inbox.db import Database, Doc, find_in
 from inbox.store import NotFound, oid
 from teams.load import COUNTED, Load
 from teams.rules import PRIORITY_RANK
@@ -84,13 +86,22 @@ class Assigner:
         """(agent, cap) in the order to try: the returning customer's agent first, then by
         load ratio and the longest wait."""
         members = list((team or {}).get("members") or [])
-        ids = list(dict.fromkeys([*([preferred] if preferred else []), *members]))
-        agents = {k: a for k, a in (await self._agents(ids)).items()
-                  if a.get("availability") == "online"}
-        loads = await self.load.of(list(agents))
+        agents = await self._online([*([preferred] if preferred else []), *members])
+        return self._ranked(team, preferred, agents, await self.load.of(list(agents)))
+
+    async def _online(self, ids: Sequence[str]) -> dict[str, Doc]:
+        return {k: a for k, a in (await self._agents(list(dict.fromkeys(ids)))).items()
+                if a.get("availability") == "online"}
+
+    def _ranked(self, team: Doc | None, preferred: str | None, agents: Mapping[str, Doc],
+                loads: Mapping[str, Doc]) -> list[tuple[str, int]]:
+        members = list((team or {}).get("members") or [])
         out: list[tuple[float, datetime, str, int]] = []
         first: list[tuple[str, int]] = []
-        for aid, agent in agents.items():
+        for aid in dict.fromkeys([*([preferred] if preferred else []), *members]):
+            agent = agents.get(aid)
+            if agent is None:
+                continue
             cap = cap_of(agent, team if aid in members else None, self.default_cap)
             open_ = int(loads.get(aid, {}).get("open", 0))
             if cap <= 0 or open_ >= cap:
@@ -98,21 +109,37 @@ class Assigner:
             if aid == preferred:
                 first.append((aid, cap))
                 continue
-            if aid in members:
-                last = _aware(loads.get(aid, {}).get("last_assigned_at"))
-                out.append((open_ / cap, last, aid, cap))
+            last = _aware(loads.get(aid, {}).get("last_assigned_at"))
+            out.append((open_ / cap, last, aid, cap))
         out.sort(key=lambda row: (row[0], row[1], row[2]))
         return first + [(aid, cap) for _, _, aid, cap in out]
 
     async def last_agent(self, contact_id: str | None, conversation_id: str) -> str | None:
         """The agent who served this contact last, on any channel."""
-        if not contact_id:
-            return None
-        async for doc in self.db.contact_history.find(
-                {"contact_id": contact_id}, {"agent_id": 1}).sort("created_at", -1).limit(10):
-            if doc["_id"] != conversation_id and doc.get("agent_id"):
-                return str(doc["agent_id"])
-        return None
+        found = await self.last_agents([{"_id": conversation_id, "contact_id": contact_id}])
+        return found.get(conversation_id)
+
+    async def last_agents(self, convs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+        """`last_agent` of each conversation (by id) whose contact has one, read together:
+        among the contact's ten newest other conversations, the newest with an agent."""
+        contacts = {str(c["contact_id"]) for c in convs if c.get("contact_id")}
+        if not contacts:
+            return {}
+        history: dict[str, list[Doc]] = {}
+        for row in await find_in(self.db.contact_history, contacts, None,
+                                 {"agent_id": 1, "contact_id": 1, "created_at": 1},
+                                 field="contact_id"):
+            history.setdefault(str(row["contact_id"]), []).append(row)
+        for rows in history.values():
+            rows.sort(key=lambda r: _aware(r.get("created_at")), reverse=True)
+        out: dict[str, str] = {}
+        for conv in convs:
+            conv_id = str(conv["_id"])
+            for row in history.get(str(conv.get("contact_id") or ""), [])[:10]:
+                if row["_id"] != conv_id and row.get("agent_id"):
+                    out[conv_id] = str(row["agent_id"])
+                    break
+        return out
 
     # ------------------------------------------------------------------ routing a new one
 
@@ -171,6 +198,97 @@ class Assigner:
         self.queued += 1
         await self.drain(team_id)
         return "queued"
+
+    async def route_many(self, items: Sequence[tuple[Doc, Mapping[str, Any]]]) -> list[str]:
+        """`route` for a batch of new conversations, outcome by outcome. Who could take each
+        one is read once for the batch; a conversation somebody can take goes through `route`
+        (each assignment takes a slot under its agent's cap, one at a time). The others (no
+        team and no returning agent online, or a team whose members are all away or full)
+        are recorded, and queued when they have a team, with one write per distinct decision
+        instead of five commands each: a burst of new chats is routed at the pace it arrives.
+        An agent who comes online meanwhile is not missed: a queued conversation is served
+        by the `drain` that follows, and on every tick."""
+        if not items:
+            return []
+        teams = await self.teams.teams()
+        preferred = await self.last_agents([conv for conv, _ in items])
+        wanted = set(preferred.values())
+        for _, decision in items:
+            wanted.update((teams.get(decision.get("team_id") or "") or {}).get("members") or [])
+        agents = await self._online(sorted(wanted))
+        loads = await self.load.of(list(agents))
+        outcomes = [""] * len(items)
+        groups: dict[str, list[int]] = {}
+        for i, (conv, decision) in enumerate(items):
+            team = teams.get(decision.get("team_id") or "")
+            if self._ranked(team, preferred.get(str(conv["_id"])), agents, loads):
+                outcomes[i] = await self.route(conv, decision)
+            else:
+                key = json.dumps(decision, sort_keys=True, default=str)
+                groups.setdefault(key, []).append(i)
+        for indexes in groups.values():
+            decision = items[indexes[0]][1]
+            team = teams.get(decision.get("team_id") or "")
+            got = await self._record_many([items[i][0] for i in indexes], decision, team)
+            for i in indexes:
+                outcomes[i] = got[str(items[i][0]["_id"])]
+        return outcomes
+
+    async def _record_many(self, convs: list[Doc], decision: Mapping[str, Any],
+                           team: Doc | None) -> dict[str, str]:
+        """Record one decision on conversations nobody can take now (and queue them when it
+        names a team); "taken" for those routed meanwhile by someone else."""
+        now = self.clock.now()
+        team_id = str(team["_id"]) if team is not None else None
+        steps: list[Doc] = [{"at": now, "step": "routed", "team_id": decision.get("team_id"),
+                             "rule_id": decision.get("rule_id")}]
+        if team is not None:
+            steps.append({"at": now, "step": "queued", "team_id": team_id})
+        routing: Doc = {**decision, "at": now, "agent_id": None, "returning": False,
+                        "steps": steps}
+        priority = decision.get("priority") or "normal"
+        ids = [str(c["_id"]) for c in convs]
+        result = await self.db.conversations.update_many(
+            {"_id": {"$in": [oid(i) for i in ids]}, "routing": {"$exists": False}},
+            {"$set": {"team_id": decision.get("team_id"), "priority": priority,
+                      "routing": routing, "queued_since": now if team is not None else None},
+             "$addToSet": {"labels": {"$each": list(decision.get("labels") or [])}}})
+        mine = set(ids)
+        if result.modified_count != len(ids):  # some were routed meanwhile: which are ours
+            mine = {str(d["_id"]) for d in await find_in(
+                self.db.conversations, [oid(i) for i in ids], {"routing.at": now}, {"_id": 1})}
+        outcomes = {i: "taken" for i in ids}
+        ours = [c for c in convs if str(c["_id"]) in mine]
+        await self._history_many(ours)
+        if team is None:
+            outcomes.update((str(c["_id"]), "recorded") for c in ours)
+            return outcomes
+        taken_by_hand = {str(d["_id"]) for d in await find_in(
+            self.db.conversations, [oid(i) for i in mine], {"assignee_id": {"$ne": None}},
+            {"_id": 1})}
+        if taken_by_hand:
+            await self.db.conversations.update_many(
+                {"_id": {"$in": [oid(i) for i in taken_by_hand]}}, {"$set": {"queued_since": None}})
+        for n, conv in enumerate(ours):
+            conv_id = str(conv["_id"])
+            if conv_id in taken_by_hand:
+                outcomes[conv_id] = "recorded"
+                continue
+            # in arrival order, as if routed one by one (the queue's ties go by id)
+            await self.enqueue(conv_id, team, priority, now + timedelta(milliseconds=n))
+            self.queued += 1
+            outcomes[conv_id] = "queued"
+        if len(taken_by_hand) < len(ours):
+            await self.drain(team_id)
+        return outcomes
+
+    async def _history_many(self, convs: Sequence[Mapping[str, Any]]) -> None:
+        """Contact history entries of conversations recorded without an agent."""
+        docs = [{"_id": str(c["_id"]), "contact_id": str(c["contact_id"]),
+                 "created_at": c.get("created_at") or self.clock.now(),
+                 "platform": c.get("platform"), "account_id": c.get("account_id"),
+                 "agent_id": None} for c in convs if c.get("contact_id")]
+        await insert_ignoring_duplicates(self.db.contact_history, docs)
 
     async def _history(self, conv: Mapping[str, Any], agent_id: str | None) -> None:
         if not conv.get("contact_id"):

@@ -50,7 +50,7 @@ FIRST_MESSAGE_WAIT = 5.0  # seconds a conversation waits for its first message t
 CONV_FIELDS = {"_id": 1, "account_id": 1, "platform": 1, "kind": 1, "contact_id": 1,
                "customer_locale": 1, "created_at": 1, "sk": 1, "title": 1}
 
-Hook = Callable[[Doc, Doc | None, Doc], Any]
+Hook = Callable[[list[tuple[Doc, Doc | None, Doc]]], Any]  # (conversation, contact, decision)
 
 
 class Router:
@@ -210,9 +210,9 @@ class Router:
         rules = await self.teams.rules()
         teams = await self.teams.teams()
         in_hours = now_in_hours(teams, self.clock.now(), hours.is_open)
+        routed: list[tuple[Doc, Doc | None, Doc]] = []
         for doc in mine:
-            conv_id = str(doc["_id"])
-            first = firsts.get(conv_id)
+            first = firsts.get(str(doc["_id"]))
             contact = contacts.get(str(doc.get("contact_id") or ""))
             sample = Sample(platform=doc.get("platform"), account_id=doc.get("account_id"),
                             kind=doc.get("kind"),
@@ -220,15 +220,14 @@ class Router:
                             or ((first or {}).get("author") or {}).get("locale"),
                             text=str((first or {}).get("text") or ""),
                             labels=tuple((contact or {}).get("labels") or ()))
-            decision = decide(rules, sample, in_hours).as_doc()
-            outcome = await self.assigner.route(doc, decision)
-            if outcome != "taken":
-                self.routed += 1
-            if self.on_routed is not None:
-                try:
-                    await self.on_routed(doc, contact, decision)
-                except Exception:  # indexing a conversation must not stop routing
-                    log.exception("router: after-routing hook failed")
+            routed.append((doc, contact, decide(rules, sample, in_hours).as_doc()))
+        outcomes = await self.assigner.route_many([(doc, d) for doc, _, d in routed])
+        self.routed += sum(outcome != "taken" for outcome in outcomes)
+        if self.on_routed is not None:
+            try:
+                await self.on_routed(routed)
+            except Exception:  # indexing conversations must not stop routing
+                log.exception("router: after-routing hook failed")
 
     async def _first_messages(self, conv_ids: list[str]) -> dict[str, Doc]:
         """The first customer message of each conversation, waiting a moment for ingest to

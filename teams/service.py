@@ -12,7 +12,7 @@ from teams import db as team_db
 from teams.assign import Assigner
 from teams.names import NamePolicies
 from teams.router import Router
-from teams.search import Indexer, Search, index_conversation
+from teams.search import Indexer, Search, index_conversation, index_conversations
 from teams.settings import TeamSettings
 from teams.store import TeamStore
 
@@ -34,14 +34,16 @@ class TeamWork:
         self.observers: list[Any] = []
         self.started = False
 
-    async def _routed(self, conv: Doc, contact: Doc | None, decision: Any) -> None:
-        await index_conversation(self.db, {**conv, "labels": decision.get("labels") or []},
-                                 contact)
-        for observer in self.observers:
-            try:
-                await observer.routed(conv, contact, decision)
-            except Exception:  # an observer must not stop routing
-                log.exception("team work: an observer failed after routing")
+    async def _routed(self, routed: list[tuple[Doc, Doc | None, Doc]]) -> None:
+        await index_conversations(self.db, [
+            ({**conv, "labels": decision.get("labels") or []}, contact)
+            for conv, contact, decision in routed])
+        for conv, contact, decision in routed:
+            for observer in self.observers:
+                try:
+                    await observer.routed(conv, contact, decision)
+                except Exception:  # an observer must not stop routing
+                    log.exception("team work: an observer failed after routing")
 
     async def status_changed(self, conv: Doc, status: str) -> None:
         """Called by whoever changed a conversation's status through the assigner."""

@@ -218,3 +218,46 @@ async def test_reconcile_counts_what_the_ingest_reopened(store: Store, work: Tea
     assert await work.assigner.load.reconcile(a, work.assigner.clock.now()) == 1
     queued = await route(work, store, 3)
     assert queued["assignee_id"] is None  # the cap holds
+
+
+async def test_a_burst_is_routed_together_with_each_outcome_as_alone(
+        store: Store, work: TeamWork) -> None:
+    """One batch of new conversations: those somebody can take are assigned one by one under
+    the caps; those nobody can take now are recorded (and queued, in arrival order, when they
+    have a team) together, each with its own decision and contact history."""
+    ann = await agent(store.db, "ann", max_open=2)
+    bo = await agent(store.db, "bo", online=False)
+    refunds = await work.store.create_team({"name": "售后", "members": [ann]})
+    invoices = await work.store.create_team({"name": "财务", "members": [bo]})
+    for name, word, team in (("refund", "退款", refunds), ("invoice", "发票", invoices)):
+        await work.store.create_rule(await work.store.clean_rule(
+            {"name": name, "conditions": {"keywords": [word]},
+             "actions": {"team_id": str(team["_id"]), "labels": [name]}}, platforms=[]))
+    texts = ["我要退款", "发票抬头", "你好", "退款进度", "发票税号", "退款三", "在吗"]
+    convs = [await conversation(store, n, text) for n, text in enumerate(texts)]
+    await work.router.handle(convs)
+    got = {str(c["_id"]): c for c in await store.db.conversations.find({}).to_list()}
+    by_text = {t: got[str(c["_id"])] for t, c in zip(texts, convs, strict=True)}
+
+    assert [by_text[t]["assignee_id"] for t in ("我要退款", "退款进度")] == [ann, ann]
+    third = by_text["退款三"]  # ann is full: it waits for her
+    assert third["assignee_id"] is None and third["queued_since"] is not None
+    assert [s["step"] for s in third["routing"]["steps"]] == ["routed", "queued"]
+    waiting = [str(by_text[t]["_id"]) for t in ("发票抬头", "发票税号")]
+    assert await work.assigner.positions(waiting) == {waiting[0]: 1, waiting[1]: 2}
+    for t in ("发票抬头", "发票税号"):
+        conv = by_text[t]
+        assert conv["team_id"] == str(invoices["_id"]) and conv["labels"] == ["invoice"]
+        assert [s["step"] for s in conv["routing"]["steps"]] == ["routed", "queued"]
+    for t in ("你好", "在吗"):
+        conv = by_text[t]
+        assert conv["team_id"] is None and conv["queued_since"] is None
+        assert [s["step"] for s in conv["routing"]["steps"]] == ["routed"]
+    assert work.router.routed == len(texts)
+    history = {d["_id"]: d.get("agent_id") async for d in store.db.contact_history.find({})}
+    assert history == {str(c["_id"]): c["assignee_id"] for c in got.values()}
+
+    # routed again (a sweep, another process): nothing changes, nothing is counted
+    await work.router.handle(convs, sweeping=True)
+    assert work.router.routed == len(texts)
+    assert (await store.db.agent_load.find_one({"_id": ann}))["open"] == 2
