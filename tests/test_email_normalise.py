@@ -161,6 +161,15 @@ def test_gb2312_label_decodes_gbk_only_characters() -> None:
     assert msg.text == "朱镕基先生，您好。" and msg.thread_title == "镕"
 
 
+def test_a_charset_label_holding_a_nul_is_an_unknown_charset() -> None:
+    """Found by the fuzz test below: `codecs.lookup` raises ValueError, not LookupError, for a
+    name with a NUL in it; the body then decodes by the usual guesses."""
+    assert decode_bytes("您好，订单已发货。".encode("gb18030"), "\x00gbk") == "您好，订单已发货。"
+    raw = (b"From: a@customer.example\r\nSubject: hello\r\n"
+           b"Content-Type: text/plain; charset=\"\x00utf-8\"\r\n\r\n" + "谢谢".encode())
+    assert message(raw).text == "谢谢"
+
+
 def test_raw_big5_headers_use_the_body_charset() -> None:
     msg = message(load("message__big5_raw_headers_html"))
     assert msg.thread_title is not None and "大家說英語" in msg.thread_title

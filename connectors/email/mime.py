@@ -66,7 +66,7 @@ def codec_for(label: str | None) -> str | None:
     name = _CHARSET_ALIASES.get(name, name)
     try:
         return codecs.lookup(name).name
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a label holding a NUL
         return None
 
 
