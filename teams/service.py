@@ -35,9 +35,12 @@ class TeamWork:
         self.started = False
 
     async def _routed(self, routed: list[tuple[Doc, Doc | None, Doc]]) -> None:
-        await index_conversations(self.db, [
-            ({**conv, "labels": decision.get("labels") or []}, contact)
-            for conv, contact, decision in routed])
+        try:
+            await index_conversations(self.db, [
+                ({**conv, "labels": decision.get("labels") or []}, contact)
+                for conv, contact, decision in routed])
+        except Exception:  # search entries are not worth a batch's automatic messages
+            log.exception("team work: search entries of routed conversations failed")
         for conv, contact, decision in routed:
             for observer in self.observers:
                 try:
