@@ -204,6 +204,24 @@ async def test_one_change_stream_serves_every_client(
     assert len(hub.subscribers) == 8
 
 
+async def test_updates_of_a_conversation_the_hub_saw_need_no_read(
+        client: TestClient, services: Services, agent: dict[str, Any]) -> None:
+    """The hub keeps the documents it has seen current from the events themselves
+    (inbox/doc_cache.py): each later summary of a conversation goes out without a read."""
+    stream = await open_stream(client, agent, "?types=conversation")
+    first = await ingest_settled(services.store, inbound(1, text="第一条"))
+    await stream.until(lambda e: e["data"].get("preview") == "第一条")
+    hub = hub_of(client.app)
+    read_before = hub.docs_read
+    for n in range(2, 6):
+        await ingest_settled(services.store, inbound(n, text=f"第 {n} 条"))
+        got = await stream.until(lambda e, n=n: e["data"].get("preview") == f"第 {n} 条")
+        assert got["data"]["id"] == first.conversation_id and got["data"]["unread"] == n
+        assert got["data"]["contact"]["name"] == "王小明"
+    assert hub.docs_read == read_before
+    assert hub._docs.applied >= 4
+
+
 async def test_heartbeat_and_deactivation_end_the_stream(
         client: TestClient, services: Services, agent: dict[str, Any]) -> None:
     hub = hub_of(client.app)

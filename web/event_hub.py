@@ -37,12 +37,14 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from inbox.changes import ChangeFeed, HistoryLost
 from inbox.db import Database, Doc, find_in
+from inbox.doc_cache import DocCache
 from web.errors import ApiError
 from web.views import conversation_json, message_json
 
 log = logging.getLogger(__name__)
 
 COLLECTIONS = ("conversations", "messages", "presence")
+KEPT = ("conversations", "messages")  # whose documents the hub keeps current (DocCache)
 PIPELINE: list[Doc] = [
     {"$match": {"ns.coll": {"$in": list(COLLECTIONS)},
                 "operationType": {"$in": ["insert", "update", "replace", "delete"]}}},
@@ -141,6 +143,8 @@ class EventHub:
         self._beat: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._contacts: OrderedDict[str, Doc | None] = OrderedDict()
+        self._docs = DocCache()  # conversations and messages as the feed leaves them
+        self.docs_read = 0  # updated documents read back (those the cache could not bring)
         self._stopped = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -316,24 +320,35 @@ class EventHub:
                 self._own_feed = None
 
     async def _looked_up(self, changes: list[Doc]) -> dict[tuple[str, Any], Doc]:
-        """The current documents of a batch's updates, one read per collection (what
-        `updateLookup` would read one by one, for every update of every collection)."""
+        """The current documents of a batch's updates: brought up to date from the copies
+        the hub keeps (inbox/doc_cache.py), the others read in one query per collection
+        (what `updateLookup` would read one by one, for every update of every collection)."""
         wanted: dict[str, list[Any]] = {}
-        for change in changes:
-            if change.get("operationType") == "update":
-                wanted.setdefault(change["ns"]["coll"], []).append(
-                    change["documentKey"]["_id"])
         found: dict[tuple[str, Any], Doc] = {}
+        for change in changes:
+            kept = change["ns"]["coll"] in KEPT
+            doc = self._docs.follow(change) if kept else None
+            if change.get("operationType") != "update":
+                continue
+            key = (change["ns"]["coll"], change["documentKey"]["_id"])
+            if doc is not None and key not in found:
+                found[key] = doc
+            elif doc is None:
+                found.pop(key, None)  # read below, after every change of the batch
+                wanted.setdefault(key[0], []).append(key[1])
         for coll, ids in wanted.items():
             try:
                 for doc in await find_in(self.db[coll], ids, projection={"raw": 0,
                                                                         "credentials": 0}):
-                    found[(coll, doc["_id"])] = doc
+                    self.docs_read += 1
+                    found[(coll, doc["_id"])] = (self._docs.put(coll, doc) if coll in KEPT
+                                                 else doc)
             except PyMongoError as exc:  # the events go out without their documents
                 log.warning("event lookups failed: %s", type(exc).__name__)
         return found
 
     def _reset(self) -> None:
+        self._docs.clear()  # changes were missed: the copies may be behind
         self._buffer.clear()
         self._index.clear()
         self._position = None
