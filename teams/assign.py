@@ -147,11 +147,15 @@ class Assigner:
         """Record the routing decision on a new conversation and assign or queue it, in one
         compare-and-set on the conversation. Returns "assigned", "queued", "recorded" (no
         team, nobody free) or "taken" (already routed by someone else)."""
+        return await self._route(conv, decision,
+                                 await self.last_agent(conv.get("contact_id"), str(conv["_id"])))
+
+    async def _route(self, conv: Doc, decision: Mapping[str, Any], preferred: str | None,
+                     ) -> str:
         conv_id = str(conv["_id"])
         now = self.clock.now()
         team_id = decision.get("team_id")
         team = (await self.teams.teams()).get(team_id) if team_id else None
-        preferred = await self.last_agent(conv.get("contact_id"), conv_id)
         routing: Doc = {**decision, "at": now, "agent_id": None, "returning": False,
                         "steps": [{"at": now, "step": "routed", "team_id": team_id,
                                    "rule_id": decision.get("rule_id")}]}
@@ -221,8 +225,9 @@ class Assigner:
         groups: dict[str, list[int]] = {}
         for i, (conv, decision) in enumerate(items):
             team = teams.get(decision.get("team_id") or "")
-            if self._ranked(team, preferred.get(str(conv["_id"])), agents, loads):
-                outcomes[i] = await self.route(conv, decision)
+            returning = preferred.get(str(conv["_id"]))
+            if self._ranked(team, returning, agents, loads):
+                outcomes[i] = await self._route(conv, decision, returning)
             else:
                 key = json.dumps(decision, sort_keys=True, default=str)
                 groups.setdefault(key, []).append(i)

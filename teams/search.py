@@ -407,26 +407,26 @@ class Indexer:
         entries = [e for e in (message_entry(m) for m in messages if "sk" in m) if e]
         if not entries:
             return 0
-        replace = entries
-        if new:
-            try:
-                await self.db.search_index.insert_many(entries, ordered=False)
-                replace = []
-            except BulkWriteError as exc:  # indexed before (a catch-up re-read): replace
-                errors = exc.details.get("writeErrors", [])
-                if any(e.get("code") != 11000 for e in errors):
-                    raise
-                replace = [entries[e["index"]] for e in errors]
-        if replace:
-            try:
-                await self.db.search_index.bulk_write(
-                    [ReplaceOne({"_id": e["_id"]}, e, upsert=True) for e in replace],
-                    ordered=False)
-            except BulkWriteError as exc:  # two upserts of one new _id: the other one won
-                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                    raise
+        await write_entries(self.db, entries, new=new)
         self.indexed += len(entries)
         return len(entries)
+
+
+async def write_entries(db: Database, entries: list[Doc], *, new: bool) -> None:
+    """`new` entries are inserted (those indexed before, by a catch-up's re-read or another
+    writer, are then replaced); the others replace theirs."""
+    replace = entries
+    if new:
+        taken = await insert_ignoring_duplicates(db.search_index, entries)
+        replace = [entries[i] for i in sorted(taken)]
+    if replace:
+        try:
+            await db.search_index.bulk_write(
+                [ReplaceOne({"_id": e["_id"]}, e, upsert=True) for e in replace],
+                ordered=False)
+        except BulkWriteError as exc:  # two upserts of one new _id: the other one won
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
 
 
 async def index_conversation(db: Database, conv: Mapping[str, Any],
@@ -438,13 +438,10 @@ async def index_conversations(
         db: Database, items: Iterable[tuple[Mapping[str, Any], Mapping[str, Any] | None]],
         ) -> None:
     """Write conversations' search entries: inserted together when new (an insert costs the
-    embedded server a fraction of an upsert), replaced one by one when they are there."""
-    entries = [conversation_entry(conv, contact) for conv, contact in items]
+    embedded server a fraction of an upsert), replaced when they are there."""
+    entries = [dict(conversation_entry(conv, contact)) for conv, contact in items]
     for start in range(0, len(entries), WRITE_AT_ONCE):
-        chunk = entries[start:start + WRITE_AT_ONCE]
-        for i in sorted(await insert_ignoring_duplicates(db.search_index,
-                                                         [dict(e) for e in chunk])):
-            await db.search_index.replace_one({"_id": chunk[i]["_id"]}, chunk[i], upsert=True)
+        await write_entries(db, entries[start:start + WRITE_AT_ONCE], new=True)
 
 
 __all__ = ["BadCursor", "Indexer", "Query", "Search", "conversation_entry", "index_conversation",
