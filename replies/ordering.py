@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from inbox.db import Doc
+from inbox.db import Doc, find_in
 
 if TYPE_CHECKING:
     from replies.outbox import Claim
@@ -47,13 +47,24 @@ class InConversationOrder:
             {"conversation_id": conversation_id, "delivery.due_at": due_range(FOREVER)},
             projection).to_list()
 
-    async def _blocker(self, claim: Claim) -> Doc | None:
-        """The latest pending reply created before this one in its conversation, if any."""
-        pending = await self._pending_in(claim.doc["conversation_id"],
-                                         {"sk": 1, "delivery.state": 1, "delivery.due_at": 1})
-        earlier = [p for p in pending
-                   if p["sk"] < claim.doc["sk"] and p["_id"] != claim.doc["_id"]]
-        return max(earlier, key=lambda p: p["sk"]) if earlier else None
+    async def _blockers(self, claims: list[Claim]) -> dict[str, Doc]:
+        """For each claim behind an earlier pending reply of its conversation, the latest such
+        reply (by message id); one read for all their conversations."""
+        if not claims:
+            return {}
+        pending: dict[str, list[Doc]] = {}
+        for doc in await find_in(self.coll, [c.doc["conversation_id"] for c in claims],
+                                 {"delivery.due_at": due_range(FOREVER)},
+                                 {"conversation_id": 1, "sk": 1, "delivery.state": 1,
+                                  "delivery.due_at": 1}, field="conversation_id"):
+            pending.setdefault(doc["conversation_id"], []).append(doc)
+        out: dict[str, Doc] = {}
+        for claim in claims:
+            earlier = [p for p in pending.get(claim.doc["conversation_id"], [])
+                       if p["sk"] < claim.doc["sk"] and p["_id"] != claim.doc["_id"]]
+            if earlier:
+                out[claim.message_id] = max(earlier, key=lambda p: p["sk"])
+        return out
 
     async def _defer_behind(self, claim: Claim, blocker: Doc) -> None:
         await self.defer(claim, blocker["delivery"]["due_at"] + AFTER,

@@ -10,12 +10,13 @@ of an attempt is written the other way round, message first: a crash in between 
 `sending`, and whoever takes it back when the lease expires finishes it from the message instead
 of sending it again.
 
-Life of a reply: `enqueue` inserts it `queued` (one durable `insert_one`) → `claim` takes it
-`sending` under a lease → `mark_sent`, or `reschedule` (`retry_wait`, exponential back-off with
-full jitter, never sooner than the platform's retry-after), or `mark_failed` (shown in the UI,
-re-queued by `retry`). Guarantee: at-least-once. A duplicate needs a worker to send and then lose
-its lease before recording it (a crash or a stall longer than the lease); the worker bounds a
-send's time below the lease, and a late `mark_sent` records `possibly_duplicated`.
+Life of a reply: `enqueue` inserts it `queued` (one durable `insert_one`) → `claim_many` takes
+it `sending` under a lease, with as many others as the worker has free slots → `mark_sent`, or
+`reschedule` (`retry_wait`, exponential back-off with full jitter, never sooner than the
+platform's retry-after), or `mark_failed` (shown in the UI, re-queued by `retry`). Guarantee:
+at-least-once. A duplicate needs a worker to send and then lose its lease before recording it (a
+crash or a stall longer than the lease); the worker bounds a send's time below the lease, and a
+late `mark_sent` records `possibly_duplicated`.
 
 `delivery.due_at` is the one scheduling field: the next attempt time while `queued` /
 `retry_wait`, the lease expiry while `sending`, and absent once `sent` / `failed`. So "due" is
@@ -24,8 +25,10 @@ send's time below the lease, and a late `mark_sent` records `possibly_duplicated
 Why not one `find_one_and_update` per claim, as usual with MongoDB: on the embedded SecantusDB
 `findAndModify` took ~170 ms even by `_id` on a 10k-message collection (it grows with the
 collection), while an indexed `find` plus `update_one` by `_id` took ~3 ms each. So a claim reads
-a few due candidates and takes one with a compare-and-set `update_one` whose filter re-asserts the
-state, `due_at` and attempt count it read: still atomic, a racing process simply loses the CAS.
+due candidates and takes them with a compare-and-set `update_many` whose filter re-asserts the
+state it read and that they are due: still atomic per reply, a racing process's claim simply
+leaves out those it lost (a reply taken over from a dead worker is taken alone, by `_id`, state,
+`due_at` and attempt count, and flagged as possibly duplicated).
 The planner also scanned the collection for the claim query on a partial index and for one-sided
 date ranges, hence the plain indexes and the `{$gte: EPOCH, $lte: ...}` ranges (see inbox/db.py).
 
@@ -42,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,7 +55,7 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from connectors.base import StoreResult
-from inbox.db import Database, Doc, drop_obsolete_indexes
+from inbox.db import Database, Doc, drop_obsolete_indexes, find_in
 from inbox.ids import alias_oid
 from inbox.ingest import preview_of_doc
 from inbox.models import (
@@ -277,32 +281,118 @@ class Outbox(InConversationOrder):
 
     async def claim(self, *, exclude_accounts: Collection[str] = ()) -> Claim | None:
         """Take the most overdue deliverable reply, or None; skips `exclude_accounts`."""
+        taken = await self.claim_many(1, exclude_accounts=exclude_accounts)
+        return taken[0] if taken else None
+
+    async def claim_many(self, limit: int, *, exclude_accounts: Collection[str] = (),
+                         per_account: int | None = None,
+                         busy: Mapping[str, int] | None = None) -> list[Claim]:
+        """Take up to `limit` deliverable replies, most overdue first, in a few commands
+        whatever their number; an account gets at most `per_account` minus its `busy` sends.
+
+        Why in batches: under load every command waits behind ingest's writes, and one claim at
+        a time (read, take, look for an earlier reply) capped delivery at a few replies per
+        second however many send slots were free. A batch is read once, taken with one
+        `update_many` per previous state (its filter re-asserts that state and that it is due,
+        so a racing process's claim simply leaves it out), read back by its lease id, and
+        checked for earlier pending replies with one read over its conversations."""
+        taken: list[Claim] = []
         for _ in range(_ROUNDS):
+            want = limit - len(taken)
+            if want <= 0:
+                break
             now = self.clock.now()
             flt: Doc = {"delivery.due_at": due_range(now)}
             if exclude_accounts:
                 flt["account_id"] = {"$nin": list(exclude_accounts)}
-            candidates = await self.coll.find(flt).sort(
-                "delivery.due_at", 1).limit(_CANDIDATES).to_list()
-            if not candidates:
-                return None
-            progressed = False  # put one back or failed one: more may be due behind them
-            for cand in candidates:
+            candidates = await self.coll.find(flt).sort("delivery.due_at", 1).limit(
+                max(_CANDIDATES, 2 * want)).to_list()
+            counts = Counter(busy or {})
+            for claim in taken:
+                counts[claim.account_id] += 1
+            claims, tried = await self._take_from(candidates, want, per_account, counts, now)
+            if not tried:
+                break  # nothing due, or only for accounts without room
+            if not claims:
+                continue  # every candidate went to another process: read the next ones
+            ready = await self._settle(claims, now)
+            taken.extend(ready)
+            if len(ready) == len(claims):
+                break  # none was put aside: nothing more is due behind them for now
+        return taken
+
+    async def _take_from(self, candidates: list[Doc], want: int, per_account: int | None,
+                         counts: Counter[str], now: datetime) -> tuple[list[Claim], bool]:
+        """Up to `want` claims from `candidates` in order, the next ones tried in place of
+        those another process took; and whether any was tried."""
+        claims: list[Claim] = []
+        tried = False
+        while candidates and len(claims) < want:
+            picked = _within_room(candidates, want - len(claims), per_account, counts)
+            if not picked:
+                break
+            tried = True
+            ids = {id(c) for c in picked}
+            candidates = [c for c in candidates if id(c) not in ids]
+            got = await self._take_many(picked, now)
+            won = {c.doc["_id"] for c in got}
+            for cand in picked:
+                if cand["_id"] not in won:
+                    counts[str(cand["account_id"])] -= 1
+            claims.extend(got)
+        return claims, tried
+
+    async def _take_many(self, picked: list[Doc], now: datetime) -> list[Claim]:
+        """Take `picked` (as read) under one lease id; those another process took meanwhile
+        are left out."""
+        lease_id = uuid.uuid4().hex
+        lease_until = now + timedelta(seconds=self.settings.lease_seconds)
+        claims: list[Claim] = []
+        by_state: dict[str, list[Doc]] = {}
+        for cand in picked:
+            if cand["delivery"]["state"] == "sending":  # its worker died: flagged one by one
                 claim = await self._take(cand, now)
-                if claim is None:
-                    continue
-                progressed = True
-                if claim.previous_state == "sending" and await self._ended_before_crash(claim):
-                    continue
-                if await self._expired(claim, now):
-                    continue
-                blocker = await self._blocker(claim)
-                if blocker is None:
-                    return claim
+                if claim is not None:
+                    claims.append(claim)
+            else:
+                by_state.setdefault(cand["delivery"]["state"], []).append(cand)
+        for state, group in by_state.items():
+            res = await self.coll.update_many(
+                {"_id": {"$in": [c["_id"] for c in group]}, "delivery.state": state,
+                 "delivery.due_at": due_range(now)},
+                {"$set": {"delivery.state": "sending", "delivery.due_at": lease_until,
+                          "delivery.lease_id": lease_id, "delivery.lease_until": lease_until,
+                          "delivery.last_attempt_at": now, "delivery.next_attempt_at": None},
+                 "$inc": {"delivery.attempts": 1}, "$unset": {"delivery.blocked_by": ""}})
+            if not res.modified_count:
+                continue
+            ids = [c["_id"] for c in group]
+            got = {d["_id"]: d for d in await find_in(self.coll, ids,
+                                                      {"delivery.lease_id": lease_id})}
+            claims.extend(Claim(doc=got[i], lease_id=lease_id, previous_state=state)
+                          for i in ids if i in got)
+        return claims
+
+    async def _settle(self, claims: list[Claim], now: datetime) -> list[Claim]:
+        """The claims that may be sent now: those whose attempt had ended before a crash, out
+        of attempts or too old, or behind an earlier pending reply are dealt with and left
+        out."""
+        live: list[Claim] = []
+        for claim in claims:
+            if claim.previous_state == "sending" and await self._ended_before_crash(claim):
+                continue
+            if await self._expired(claim, now):
+                continue
+            live.append(claim)
+        blockers = await self._blockers(live)
+        ready: list[Claim] = []
+        for claim in live:
+            blocker = blockers.get(claim.message_id)
+            if blocker is None:
+                ready.append(claim)
+            else:
                 await self._defer_behind(claim, blocker)
-            if not progressed:
-                return None  # every candidate went to another process; let the caller idle
-        return None
+        return ready
 
     async def nextdue_range(self) -> datetime | None:
         """When the next pending reply comes due after now (None: none)."""
@@ -519,3 +609,18 @@ class Outbox(InConversationOrder):
             raise NotRetryable(message_id, doc["delivery"]["state"])
         self._notify()
         return doc
+
+
+def _within_room(candidates: list[Doc], want: int, per_account: int | None,
+                 counts: Counter[str]) -> list[Doc]:
+    """The first `want` candidates, no account past `per_account` sends (counting `counts`)."""
+    picked: list[Doc] = []
+    for cand in candidates:
+        if len(picked) >= want:
+            break
+        account = str(cand["account_id"])
+        if per_account is not None and counts[account] >= per_account:
+            continue
+        counts[account] += 1
+        picked.append(cand)
+    return picked

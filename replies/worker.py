@@ -1,8 +1,10 @@
 """The delivery worker: one claimer loop per process feeding a bounded set of local send tasks.
 
 Why one claimer: on the embedded database many clients racing for the same queue collapse its
-throughput, while one loop that claims and hands messages to tasks does not. Several processes
-may each run one worker; the outbox's compare-and-set claim keeps them apart.
+throughput, while one loop that claims and hands messages to tasks does not. It claims as many
+replies as it has free send slots in one round (`Outbox.claim_many`, a few commands whatever
+their number), so delivery keeps up when every command waits behind ingest's writes. Several
+processes may each run one worker; the outbox's compare-and-set claim keeps them apart.
 
 Why per-account bookkeeping: a platform that rate-limits or fails for one account (one bot)
 must not hold up the others. An account that answered 429 is not claimed for until its
@@ -129,16 +131,20 @@ class DeliveryWorker:
             if time.monotonic() >= next_sync:
                 await self.outbox.sync_clock()
                 next_sync = time.monotonic() + self.clock_sync_interval
-            if len(self._tasks) < self.concurrency:
+            free = self.concurrency - len(self._tasks)
+            if free > 0:
                 try:
                     await self._refresh_shared()
-                    claim = await self.outbox.claim(exclude_accounts=self._excluded())
+                    claims = await self.outbox.claim_many(
+                        free, exclude_accounts=self._excluded(), per_account=self.per_account,
+                        busy=self._inflight)
                 except Exception as exc:
                     log.warning("claiming replies failed: %s", type(exc).__name__)
                     await asyncio.sleep(self.poll_interval)
                     continue
-                if claim is not None:
+                for claim in claims:
                     self._spawn(claim)
+                if claims:
                     continue
                 await self._learn_next_due()
             with contextlib.suppress(TimeoutError):

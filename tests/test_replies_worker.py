@@ -26,6 +26,7 @@ from inbox.store import NotFound, Store
 from replies.outbox import Outbox
 from replies.worker import DeliveryWorker
 from tests.helpers import host_runtime, ingest_settled, telegram_render
+from tests.test_replies_claim_batch import outbox_updates
 from web.settings import DeliverySettings
 
 Doc = dict[str, Any]
@@ -257,6 +258,20 @@ async def test_a_hanging_account_cannot_take_every_slot(store: Store, outbox: Ou
     await eventually(in_state(store, calm_docs, "sent"))  # while storm's sends still hang
     assert len(storm.calls) == worker.per_account
     gate.set()
+
+
+async def test_due_replies_are_claimed_together(store: Store, outbox: Outbox,
+                                                run: Any) -> None:
+    """Twelve replies waiting when the worker starts go out at once, taken in one write."""
+    docs = [await reply(outbox, await conversation(store, f"b{i}"), f"b{i}") for i in range(12)]
+    gate = asyncio.Event()
+    tg = RecordingConnector(gate=gate)
+    before = await outbox_updates(store)
+    await run({"acc1": tg}, concurrency=16, per_account=16)
+    await eventually(lambda: _true(len(tg.calls) == 12))  # every send in flight together
+    assert await outbox_updates(store) - before == 1
+    gate.set()
+    await eventually(in_state(store, docs, "sent"))
 
 
 async def test_stop_ends_the_worker(store: Store, outbox: Outbox) -> None:
