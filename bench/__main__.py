@@ -54,6 +54,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         "(sustained runs only when named: `make bench-sustained`)")
     p.add_argument("--sustained-seconds", type=float, default=600.0,
                    help="how long the sustained figure runs (default 600)")
+    p.add_argument("--sustained-share", type=float, default=0.8,
+                   help="the share of the measured capacity it asks for (default 0.8; above 1 "
+                        "shows overload: webhooks shed with 503, replies still delivered)")
     p.add_argument("--out", default=str(HERE / "out" / "results.json"),
                    help="where the figures go (bench/out/ is not committed: it holds this "
                         "machine's paths)")
@@ -134,7 +137,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             elif name == "replies":
                 out = await fig_replies.run(cluster, **params["replies"])
             elif name == "sustained":
-                out = await fig_sustained.run(cluster, seconds=args.sustained_seconds)
+                out = await fig_sustained.run(cluster, seconds=args.sustained_seconds,
+                                              share=args.sustained_share)
             elif name == "reports":
                 out = await fig_reports.run(cluster, **params["reports"])
             elif name == "search":

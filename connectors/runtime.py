@@ -36,6 +36,7 @@ from inbox.store import Store
 log = logging.getLogger(__name__)
 
 TOUCH_EVERY = 10.0
+PAUSES_FRESH = 1.0
 
 EventSink = Callable[[Sequence[InboundEvent]], Awaitable[list[StoreResult]]]
 Enricher = Callable[[Author], Awaitable[Author | None]]
@@ -45,7 +46,10 @@ HealthListener = Callable[[str, str, str | None], Awaitable[None]]
 
 class HostRuntime:
     """One account's runtime. Health is written only when it changes (remembered here), so a
-    connector may report on every round at no cost."""
+    connector may report on every round at no cost. The account's shared pauses are read at
+    most once a second (`PAUSES_FRESH`): every send asks for them, and under load each read
+    waits its turn at the database; a pause this process sets is known at once, another
+    process's within the second (a send in that second meets the platform's own 429)."""
 
     def __init__(self, account_id: str, *, sink: EventSink, accounts: AccountStore,
                  box: CredentialBox, blobs: Blobs, clock: Clock, store: Store | None = None,
@@ -63,6 +67,8 @@ class HostRuntime:
         self.store = store
         self._enriching: set[asyncio.Task[None]] = set()
         self.last_results: list[StoreResult] = []
+        self._pauses: dict[str, Any] = {}
+        self._pauses_read = -PAUSES_FRESH
 
     def __repr__(self) -> str:
         return f"HostRuntime(account={self._account_id!r})"
@@ -145,9 +151,14 @@ class HostRuntime:
     async def pause(self, seconds: float, scope: str = "account") -> None:
         until = self.clock.now() + timedelta(seconds=max(seconds, 0.0))
         await self.accounts.pause(self._account_id, scope, until)
+        key = safe_key(scope)
+        self._pauses[key] = max(self._pauses.get(key, until), until)
 
     async def paused_for(self, scope: str = "account") -> float:
-        pauses = await self.accounts.pauses(self._account_id)
+        if time.monotonic() - self._pauses_read >= PAUSES_FRESH:
+            self._pauses = await self.accounts.pauses(self._account_id)
+            self._pauses_read = time.monotonic()
+        pauses = self._pauses
         now = self.clock.now()
         wanted = {safe_key(scope), "account"}
         left = [(until - now).total_seconds() for name, until in pauses.items()

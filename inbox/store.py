@@ -231,11 +231,13 @@ class Store:
 
     # messages
 
-    async def list_messages(self, conv_id: str, *, limit: int = 50,
-                            cursor: str | None = None) -> tuple[list[Doc], str | None]:
-        """A page of a conversation's messages, newest first, with the cursor to older ones."""
-        conv = await self.db.conversations.find_one(
-            {"_id": oid(conv_id)}, {"first_sk": 1, "sk": 1, "message_count": 1})
+    async def list_messages(self, conv_id: str, *, limit: int = 50, cursor: str | None = None,
+                            conv: Doc | None = None) -> tuple[list[Doc], str | None]:
+        """A page of a conversation's messages, newest first, with the cursor to older ones;
+        `conv`, the conversation when the caller has read it already."""
+        if conv is None or "sk" not in conv:
+            conv = await self.db.conversations.find_one(
+                {"_id": oid(conv_id)}, {"first_sk": 1, "sk": 1, "message_count": 1})
         if conv is None:
             raise NotFound(conv_id)
         before = decode_cursor(cursor) if cursor else None
@@ -253,8 +255,8 @@ class Store:
             raise NotFound(message_id)
         return doc
 
-    async def last_inbound(self, conv_id: str) -> Doc | None:
-        docs, _ = await self.list_messages(conv_id, limit=20)
+    async def last_inbound(self, conv_id: str, conv: Doc | None = None) -> Doc | None:
+        docs, _ = await self.list_messages(conv_id, limit=20, conv=conv)
         return next((d for d in docs if d["direction"] == "in"), None)
 
     # accounts

@@ -88,7 +88,7 @@ class Filler:
 async def _filler(request: web.Request, conv_id: str) -> Filler:
     services = _services(request)
     conv = await services.store.get_conversation(conv_id)
-    return Filler(request, conv, await services.store.last_inbound(conv_id))
+    return Filler(request, conv, await services.store.last_inbound(conv_id, conv))
 
 
 def _invalid(exc: Invalid) -> ApiError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -38,11 +39,13 @@ async def _draft(request: web.Request, conv: dict[str, Any], text: str,
                  target: str = "thread") -> Draft:
     services = _services(request)
     connector = await services.channels.get(conv["account_id"])
-    last_in = await services.store.last_inbound(str(conv["_id"]))
     from web.api_names import policy_name  # the name policy gives the name, or refuses
 
+    # two independent chains of reads: under load each read waits its turn at the database
+    last_in, policy = await asyncio.gather(
+        services.store.last_inbound(str(conv["_id"]), conv), policy_name(request, conv))
     return draft(connector, conv, request["agent"], services.settings.identity, text,
-                 last_inbound=last_in, target=target, policy=await policy_name(request, conv))
+                 last_inbound=last_in, target=target, policy=policy)
 
 
 def _too_long(connector: Any, d: Draft) -> ApiError:
