@@ -130,6 +130,15 @@ def test_missing_media_object_keeps_a_stub() -> None:
     assert [a.type for a in message("", payload).attachments] == ["unknown", "unknown"]
 
 
+def test_a_media_object_with_an_unreadable_key_keeps_a_stub() -> None:
+    """Found by the fuzzer: a `media_key` that is not a string (here a list) was used as a
+    dictionary key and raised TypeError instead of leaving that attachment a stub."""
+    payload = load("tweet__media")
+    payload["includes"]["media"][0]["media_key"] = []
+    assert [(a.type, a.file_id) for a in message("", payload).attachments] == [
+        ("unknown", "13_1263145212760805376"), ("photo", "3_1234567890")]
+
+
 def test_dm_keys_by_conversation() -> None:
     msg = message("dm_event__text")
     assert (msg.kind, msg.thread_key) == ("dm", f"9876543210-{OUR_ID}")

@@ -173,8 +173,10 @@ def _variants(media: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def _media(includes: Mapping[str, Any], keys: Sequence[str]) -> tuple[Attachment, ...]:
     """`includes.media` objects for the item's `attachments.media_keys`, in its order; a key
-    whose object is missing (X leaves it out for media it will not show) keeps a stub."""
-    by_key = {m.get("media_key"): m for m in maps_at(includes, "media", "includes")}
+    whose object is missing (X leaves it out for media it will not show), or whose object
+    carries no readable key, keeps a stub."""
+    by_key = {m["media_key"]: m for m in maps_at(includes, "media", "includes")
+              if isinstance(m.get("media_key"), str)}
     found: list[Attachment] = []
     for key in keys:
         media = by_key.get(key)
