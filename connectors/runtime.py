@@ -67,7 +67,8 @@ class HostRuntime:
         self.store = store
         self._enriching: set[asyncio.Task[None]] = set()
         self.last_results: list[StoreResult] = []
-        self._pauses: dict[str, Any] = {}
+        self._pauses: dict[str, Any] = {}  # as last read from the database
+        self._own_pauses: dict[str, Any] = {}  # set here: known at once, whatever a read says
         self._pauses_read = -PAUSES_FRESH
 
     def __repr__(self) -> str:
@@ -152,13 +153,15 @@ class HostRuntime:
         until = self.clock.now() + timedelta(seconds=max(seconds, 0.0))
         await self.accounts.pause(self._account_id, scope, until)
         key = safe_key(scope)
-        self._pauses[key] = max(self._pauses.get(key, until), until)
+        self._own_pauses[key] = max(self._own_pauses.get(key, until), until)
 
     async def paused_for(self, scope: str = "account") -> float:
         if time.monotonic() - self._pauses_read >= PAUSES_FRESH:
-            self._pauses = await self.accounts.pauses(self._account_id)
             self._pauses_read = time.monotonic()
-        pauses = self._pauses
+            self._pauses = await self.accounts.pauses(self._account_id)
+        pauses = dict(self._pauses)
+        for name, until in self._own_pauses.items():
+            pauses[name] = max(pauses.get(name, until), until)
         now = self.clock.now()
         wanted = {safe_key(scope), "account"}
         left = [(until - now).total_seconds() for name, until in pauses.items()

@@ -310,22 +310,35 @@ class Outbox(InConversationOrder):
             counts = Counter(busy or {})
             for claim in taken:
                 counts[claim.account_id] += 1
-            claims, tried = await self._take_from(candidates, want, per_account, counts, now)
-            if not tried:
-                break  # nothing due, or only for accounts without room
-            if not claims:
-                continue  # every candidate went to another process: read the next ones
-            ready = await self._settle(claims, now)
+            claims: list[Claim] = []
+            try:
+                claims, tried = await self._take_from(candidates, want, per_account, counts,
+                                                      now, into=claims)
+                if not tried:
+                    break  # nothing due, or only for accounts without room
+                if not claims:
+                    continue  # every candidate went to another process: read the next ones
+                ready = await self._settle(claims, now)
+            except Exception:
+                # the ones this round took are given back untried; those of earlier rounds
+                # are ready and go to the caller
+                await self._give_back(claims, now)
+                if not taken:
+                    raise
+                log.warning("claiming replies stopped half-way; %d claimed", len(taken))
+                return taken
             taken.extend(ready)
             if len(ready) == len(claims):
                 break  # none was put aside: nothing more is due behind them for now
         return taken
 
     async def _take_from(self, candidates: list[Doc], want: int, per_account: int | None,
-                         counts: Counter[str], now: datetime) -> tuple[list[Claim], bool]:
+                         counts: Counter[str], now: datetime, *,
+                         into: list[Claim]) -> tuple[list[Claim], bool]:
         """Up to `want` claims from `candidates` in order, the next ones tried in place of
-        those another process took; and whether any was tried."""
-        claims: list[Claim] = []
+        those another process took, gathered in `into` (so a caller whose later command fails
+        knows what it holds); and whether any was tried."""
+        claims = into
         tried = False
         while candidates and len(claims) < want:
             picked = _within_room(candidates, want - len(claims), per_account, counts)
@@ -373,6 +386,13 @@ class Outbox(InConversationOrder):
                           for i in ids if i in got)
         return claims
 
+    async def _give_back(self, claims: list[Claim], now: datetime) -> None:
+        """Best effort: claims not yet sent, due again now (their attempt is not counted);
+        one that cannot be given back is taken again when its lease expires."""
+        for claim in claims:
+            with contextlib.suppress(Exception):
+                await self.defer(claim, now)
+
     async def _settle(self, claims: list[Claim], now: datetime) -> list[Claim]:
         """The claims that may be sent now: those whose attempt had ended before a crash, out
         of attempts or too old, or behind an earlier pending reply are dealt with and left
@@ -394,7 +414,7 @@ class Outbox(InConversationOrder):
                 await self._defer_behind(claim, blocker)
         return ready
 
-    async def nextdue_range(self) -> datetime | None:
+    async def next_due(self) -> datetime | None:
         """When the next pending reply comes due after now (None: none)."""
         found = await self.coll.find({"delivery.due_at": {"$gt": self.clock.now(),
                                                           "$lte": FOREVER}},

@@ -57,6 +57,7 @@ UNEXPECTED = "Unexpected error while sending; will retry"
 NO_ANSWER = "The platform did not answer in time; will retry"
 _ACCOUNT_PAUSE_CAP = 30.0
 UNAVAILABLE_EVERY = 1.0
+LEASE_MARGIN = 0.2
 
 
 class DeliveryWorker:
@@ -76,7 +77,7 @@ class DeliveryWorker:
         self.per_account = per_account or max(1, self.concurrency // 2)
         self.poll_interval = poll_interval
         # a send must end well inside its lease, or another process may take it and send again
-        self.send_timeout = send_timeout or outbox.settings.lease_seconds * 0.8
+        self.send_timeout = send_timeout or outbox.settings.lease_seconds * (1 - LEASE_MARGIN)
         self.clock_sync_interval = clock_sync_interval
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -268,8 +269,12 @@ class DeliveryWorker:
                 self._pause(account, waiting)
             await self.outbox.defer(claim, self.outbox.clock.now() + timedelta(seconds=waiting))
             return
+        timeout = self._time_left(claim)
+        if timeout <= 0:  # the claim waited too long to be sent safely: give it back, untried
+            await self.outbox.defer(claim, self.outbox.clock.now())
+            return
         try:
-            async with asyncio.timeout(self.send_timeout):
+            async with asyncio.timeout(timeout):
                 delivery = await connector.send(outbound)
         except RateLimited as exc:
             if exc.scope == "account":
@@ -305,6 +310,18 @@ class DeliveryWorker:
             self.sent += 1
             await self.outbox.mark_sent(claim, delivery)
             await runtime.report_health("active")
+
+    def _time_left(self, claim: Claim) -> float:
+        """How long this send may take: `send_timeout`, and never closer than a fifth of the
+        lease to its end — a batch's claims may wait for the rest of the round that took
+        them, and a send that outlived its lease could be sent again by whoever takes the
+        reply next."""
+        lease_until = claim.doc["delivery"].get("lease_until")
+        if lease_until is None:
+            return self.send_timeout
+        left = (lease_until - self.outbox.clock.now()).total_seconds() \
+            - LEASE_MARGIN * self.outbox.settings.lease_seconds
+        return min(self.send_timeout, left)
 
     async def _retry(self, claim: Claim, error: DeliveryError) -> None:
         state = await self.outbox.reschedule(claim, error)

@@ -117,3 +117,48 @@ async def test_retries_and_a_crashed_workers_reply_in_one_batch(store: Store) ->
     assert claims[str(fresh_doc["_id"])].previous_state == "queued"
     assert crashed.message_id == str(crashed_doc["_id"])
     assert not (await state(store, fresh_doc)).get("possibly_duplicated")
+
+
+async def test_a_round_that_fails_half_way_gives_its_claims_back(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FixedClock(T0)
+    box = outbox(store, clock)
+    docs = await replies_in_conversations(store, box, clock, 4)
+
+    async def database_gone(claims: Any) -> Any:
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(box, "_blockers", database_gone)
+    with pytest.raises(ConnectionError):
+        await box.claim_many(16)
+    for doc in docs:  # untried: not sending for a lease, no attempt used, no duplicate flag
+        d = await state(store, doc)
+        assert d["state"] == "queued" and d["attempts"] == 0 and d["due_at"] == clock.now()
+        assert not d.get("possibly_duplicated")
+    monkeypatch.undo()
+    assert len(await box.claim_many(16)) == 4
+
+
+async def test_claims_of_earlier_rounds_survive_a_later_rounds_failure(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FixedClock(T0)
+    box = outbox(store, clock)
+    conv = await conversation(store, thread="both")
+    await reply(box, conv, "one")
+    clock.advance(0.001)
+    await reply(box, conv, "two")  # put aside in the first round: a second round follows
+    await replies_in_conversations(store, box, clock, 2)
+    take_from = box._take_from
+    rounds = 0
+
+    async def second_round_fails(*args: Any, **kwargs: Any) -> Any:
+        nonlocal rounds
+        rounds += 1
+        if rounds == 2:
+            raise ConnectionError("the database went away")
+        return await take_from(*args, **kwargs)
+
+    monkeypatch.setattr(box, "_take_from", second_round_fails)
+    claims = await box.claim_many(16)
+    assert rounds == 2
+    assert sorted(c.doc["text"] for c in claims) == ["one", "r0", "r1"]

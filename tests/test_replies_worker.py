@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import pytest
@@ -272,6 +272,37 @@ async def test_due_replies_are_claimed_together(store: Store, outbox: Outbox,
     assert await outbox_updates(store) - before == 1
     gate.set()
     await eventually(in_state(store, docs, "sent"))
+
+
+async def test_an_idle_worker_sleeps_until_the_next_retry_is_due(store: Store,
+                                                                 outbox: Outbox) -> None:
+    """Not until its slow safety poll (a minute here): the outbox says when the next
+    pending reply comes due."""
+    worker = DeliveryWorker(outbox, lookup({}, outbox_store(outbox)), poll_interval=60)
+    await outbox.sync_clock()
+    await reply(outbox, await conversation(store, "c1"), "hi")
+    (claim,) = await outbox.claim_many(1)
+    await outbox.defer(claim, outbox.clock.now() + timedelta(seconds=2))
+    await worker._learn_next_due()
+    assert 1.0 < worker._idle_timeout() <= 2.0
+
+
+async def test_a_claim_near_the_end_of_its_lease_is_given_back_unsent(
+        store: Store, outbox: Outbox) -> None:
+    """A batch's claims may wait for the rest of their round: one whose lease is nearly over
+    is not sent (it could outlive the lease and be sent again by whoever takes it next)."""
+    tg = RecordingConnector()
+    worker = DeliveryWorker(outbox, lookup({"acc1": tg}, outbox_store(outbox)))
+    await outbox.sync_clock()
+    doc = await reply(outbox, await conversation(store, "c1"), "hi")
+    (claim,) = await outbox.claim_many(1)
+    claim.doc["delivery"]["lease_until"] = outbox.clock.now() + timedelta(seconds=5)
+    await worker._attempt(claim)  # 5 s left of a 30 s lease: inside the 6 s margin
+    assert not tg.calls
+    d = (await delivery(store, doc))["delivery"]
+    assert d["state"] == "queued" and d["attempts"] == 0
+    (again,) = await outbox.claim_many(1)
+    assert 23 < worker._time_left(again) <= worker.send_timeout == 24
 
 
 async def test_stop_ends_the_worker(store: Store, outbox: Outbox) -> None:

@@ -55,3 +55,12 @@ async def test_another_process_pause_is_seen_within_the_second(
     await asyncio.sleep(0.25)
     assert 25 < await here.paused_for("sendMessage") <= 30
     assert await here.paused_for("getUpdates") == 0.0  # a pause of one method only
+
+
+async def test_a_pause_set_while_a_read_is_on_its_way_is_not_lost(store: Store) -> None:
+    rt = host_runtime(store, await account(store))
+    reading = asyncio.ensure_future(rt.paused_for("chat.postMessage"))  # reads the account
+    await asyncio.sleep(0)
+    await rt.pause(30, "chat.postMessage")  # lands while that read is in flight
+    await reading
+    assert 25 < await rt.paused_for("chat.postMessage") <= 30

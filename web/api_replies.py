@@ -41,9 +41,18 @@ async def _draft(request: web.Request, conv: dict[str, Any], text: str,
     connector = await services.channels.get(conv["account_id"])
     from web.api_names import policy_name  # the name policy gives the name, or refuses
 
-    # two independent chains of reads: under load each read waits its turn at the database
-    last_in, policy = await asyncio.gather(
-        services.store.last_inbound(str(conv["_id"]), conv), policy_name(request, conv))
+    # two independent chains of reads run together: under load each read waits its turn at
+    # the database. The policy's answer (a 422 refusal) comes first; a failed policy cancels
+    # the other read.
+    inbound = asyncio.ensure_future(services.store.last_inbound(str(conv["_id"]), conv))
+    try:
+        policy = await policy_name(request, conv)
+        last_in = await inbound
+    finally:
+        if not inbound.done():
+            inbound.cancel()
+        elif not inbound.cancelled():
+            inbound.exception()  # retrieved: raised above, or superseded by the policy's
     return draft(connector, conv, request["agent"], services.settings.identity, text,
                  last_inbound=last_in, target=target, policy=policy)
 
