@@ -40,12 +40,12 @@ class InConversationOrder:
         async def defer(self, claim: Claim, until: datetime, *,
                         blocked_by: str | None = None) -> None: ...
 
-    async def _pending_in(self, conversation_id: str, projection: Doc) -> list[Doc]:
+    async def _pending_in(self, conversation_ids: list[str], projection: Doc) -> list[Doc]:
         # conversation_id + a bounded due_at range: the (conversation_id, delivery.due_at) index
-        # reads only this conversation's pending replies; a range on sk here made it scan.
-        return await self.coll.find(
-            {"conversation_id": conversation_id, "delivery.due_at": due_range(FOREVER)},
-            projection).to_list()
+        # reads only these conversations' pending replies; a range on sk here made it scan.
+        return await find_in(self.coll, conversation_ids,
+                             {"delivery.due_at": due_range(FOREVER)},
+                             {"conversation_id": 1, **projection}, field="conversation_id")
 
     async def _blockers(self, claims: list[Claim]) -> dict[str, Doc]:
         """For each claim behind an earlier pending reply of its conversation, the latest such
@@ -53,10 +53,9 @@ class InConversationOrder:
         if not claims:
             return {}
         pending: dict[str, list[Doc]] = {}
-        for doc in await find_in(self.coll, [c.doc["conversation_id"] for c in claims],
-                                 {"delivery.due_at": due_range(FOREVER)},
-                                 {"conversation_id": 1, "sk": 1, "delivery.state": 1,
-                                  "delivery.due_at": 1}, field="conversation_id"):
+        for doc in await self._pending_in([c.doc["conversation_id"] for c in claims],
+                                          {"sk": 1, "delivery.state": 1,
+                                           "delivery.due_at": 1}):
             pending.setdefault(doc["conversation_id"], []).append(doc)
         out: dict[str, Doc] = {}
         for claim in claims:
@@ -79,7 +78,7 @@ class InConversationOrder:
         """Make replies that waited for `message_id` due now."""
         now = self.clock.now()
         released = 0
-        for doc in await self._pending_in(conversation_id, {"delivery": 1}):
+        for doc in await self._pending_in([conversation_id], {"delivery": 1}):
             if doc["delivery"].get("blocked_by") != message_id:
                 continue
             released += await self._update(

@@ -312,8 +312,8 @@ class Outbox(InConversationOrder):
                 counts[claim.account_id] += 1
             claims: list[Claim] = []
             try:
-                claims, tried = await self._take_from(candidates, want, per_account, counts,
-                                                      now, into=claims)
+                tried = await self._take_from(candidates, want, per_account, counts, now,
+                                              into=claims)
                 if not tried:
                     break  # nothing due, or only for accounts without room
                 if not claims:
@@ -334,10 +334,10 @@ class Outbox(InConversationOrder):
 
     async def _take_from(self, candidates: list[Doc], want: int, per_account: int | None,
                          counts: Counter[str], now: datetime, *,
-                         into: list[Claim]) -> tuple[list[Claim], bool]:
+                         into: list[Claim]) -> bool:
         """Up to `want` claims from `candidates` in order, the next ones tried in place of
-        those another process took, gathered in `into` (so a caller whose later command fails
-        knows what it holds); and whether any was tried."""
+        those another process took, appended to `into` as they are taken (so a caller whose
+        later command fails knows what it holds); whether any was tried."""
         claims = into
         tried = False
         while candidates and len(claims) < want:
@@ -353,7 +353,7 @@ class Outbox(InConversationOrder):
                 if cand["_id"] not in won:
                     counts[str(cand["account_id"])] -= 1
             claims.extend(got)
-        return claims, tried
+        return tried
 
     async def _take_many(self, picked: list[Doc], now: datetime) -> list[Claim]:
         """Take `picked` (as read) under one lease id; those another process took meanwhile

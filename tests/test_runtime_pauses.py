@@ -59,8 +59,18 @@ async def test_another_process_pause_is_seen_within_the_second(
 
 async def test_a_pause_set_while_a_read_is_on_its_way_is_not_lost(store: Store) -> None:
     rt = host_runtime(store, await account(store))
-    reading = asyncio.ensure_future(rt.paused_for("chat.postMessage"))  # reads the account
-    await asyncio.sleep(0)
-    await rt.pause(30, "chat.postMessage")  # lands while that read is in flight
-    await reading
-    assert 25 < await rt.paused_for("chat.postMessage") <= 30
+    read_pauses = rt.accounts.pauses
+    paused = asyncio.Event()
+
+    async def read_from_before_the_pause(account_id: str) -> dict[str, object]:
+        before = await read_pauses(account_id)  # the database answers before the pause lands
+        await paused.wait()
+        return before
+
+    rt.accounts.pauses = read_from_before_the_pause  # type: ignore[method-assign]
+    reading = asyncio.ensure_future(rt.paused_for("chat.postMessage"))
+    await asyncio.sleep(0.05)
+    await rt.pause(30, "chat.postMessage")  # lands while that read is on its way back
+    paused.set()
+    assert 25 < await reading <= 30  # its answer is from before the pause; ours is added
+    assert 25 < await rt.paused_for("chat.postMessage") <= 30  # and the stale copy kept

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -35,8 +36,16 @@ def _platform_name(connector: Any) -> str:
     return str((connector.strings.get("en") or {}).get("name") or connector.platform)
 
 
-async def _draft(request: web.Request, conv: dict[str, Any], text: str,
-                 target: str = "thread") -> Draft:
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What rendering a reply needs besides its text, read once per request."""
+
+    connector: Any
+    last_inbound: dict[str, Any] | None
+    policy: Any
+
+
+async def _context(request: web.Request, conv: dict[str, Any]) -> _Context:
     services = _services(request)
     connector = await services.channels.get(conv["account_id"])
     from web.api_names import policy_name  # the name policy gives the name, or refuses
@@ -53,8 +62,18 @@ async def _draft(request: web.Request, conv: dict[str, Any], text: str,
             inbound.cancel()
         elif not inbound.cancelled():
             inbound.exception()  # retrieved: raised above, or superseded by the policy's
-    return draft(connector, conv, request["agent"], services.settings.identity, text,
-                 last_inbound=last_in, target=target, policy=policy)
+    return _Context(connector, last_in, policy)
+
+
+def _render(request: web.Request, conv: dict[str, Any], ctx: _Context, text: str,
+            target: str = "thread") -> Draft:
+    return draft(ctx.connector, conv, request["agent"], _services(request).settings.identity,
+                 text, last_inbound=ctx.last_inbound, target=target, policy=ctx.policy)
+
+
+async def _draft(request: web.Request, conv: dict[str, Any], text: str,
+                 target: str = "thread") -> Draft:
+    return _render(request, conv, await _context(request, conv), text, target)
 
 
 def _too_long(connector: Any, d: Draft) -> ApiError:
@@ -78,10 +97,11 @@ async def compose(request: web.Request) -> web.Response:
     target = request.query.get("target", "thread")
     if target not in ("thread", "dm"):
         raise ApiError(400, "validation", "target: thread or dm", field="target")
-    connector = await services.channels.get(conv["account_id"])
-    frame = await _draft(request, conv, MARKER, target)
+    ctx = await _context(request, conv)  # read once for the frame and the full text
+    connector = ctx.connector
+    frame = _render(request, conv, ctx, MARKER, target)
     before, _, after = frame.rendered.text.partition(MARKER)
-    full = await _draft(request, conv, text, target) if text else None
+    full = _render(request, conv, ctx, text, target) if text else None
     m = full.measure if full else connector.measure(before + after, frame.render_context)
     agent = request["agent"]
     return web.json_response({
