@@ -53,7 +53,8 @@ async def test_demo_customers_reach_the_inbox_and_a_reply_goes_back(demo_live: A
     assert {m["text"].split(" ", 1)[-1] if m["text"].startswith("@") else m["text"]
             for m in stored} <= scripted
     assert any(not m["text"].isascii() for m in stored)  # Chinese customers too
-    await live.services.store.settle()  # conversations follow the acknowledgement
+    await wait_for(lambda: _conversations(live, 1), timeout=15)  # they follow the ack
+    await live.services.store.settle()
     kinds = {c["kind"] for c in await live.services.db.conversations.find({}).to_list()}
     assert kinds <= {"mention", "dm"} and "mention" in kinds
 
@@ -78,9 +79,17 @@ async def test_a_direct_message_from_the_demo_is_a_dm_conversation(demo_live: An
     demo.write("li_na_sh", "mention", "你们的 App 今天一直闪退")
     demo.write("li_na_sh", "reply", "补充一下：是登录之后马上闪退。")
     await wait_for(lambda: _at_least(live, 3), timeout=15)
-    await live.services.store.settle()  # conversations follow the acknowledgement
+    # conversations follow the acknowledgement, and a message may be seen stored before its
+    # batch is acknowledged (`settle` waits only for acknowledged ones): wait for both
+    await wait_for(lambda: _conversations(live, 2), timeout=15)
+    await live.services.store.settle()
     convs = await live.services.db.conversations.find({}).to_list()
     assert sorted(c["kind"] for c in convs) == ["dm", "mention"]
+
+
+async def _conversations(live: Live, n: int) -> list[dict[str, Any]] | None:
+    found = await live.services.db.conversations.find({}).to_list()
+    return found if len(found) >= n else None
 
 
 async def _both_kinds(live: Live) -> list[dict[str, Any]] | None:
