@@ -336,12 +336,18 @@ async def _drained(cluster: Cluster, expected: int, timeout: float = 120) -> flo
     return None
 
 
-async def _caught_up(cluster: Cluster, behind: tuple[str, Doc], ahead: tuple[str, Doc],
-                     timeout: float = 120) -> float | None:
+async def _caught_up(cluster: Cluster, behind: tuple[str, Doc] | tuple[str, Doc, str],
+                     ahead: tuple[str, Doc], timeout: float = 120) -> float | None:
     """Seconds until a follower's documents (`behind`: search entries of one kind, SLA
-    clocks) are as many as what it follows (`ahead`: messages, conversations); None when they
-    stop growing short of that (the feature is off) or the timeout passes."""
-    async def count(coll: str, flt: Doc) -> int:
+    clocks; with a third item, the sum of that field: a bucket's entries) are as many as what
+    it follows (`ahead`: messages, conversations); None when they stop growing short of that
+    (the feature is off) or the timeout passes."""
+    async def count(coll: str, flt: Doc, field: str | None = None) -> int:
+        if field is not None:
+            rows = await (await cluster.db[coll].aggregate([
+                {"$match": flt}, {"$group": {"_id": None, "n": {"$sum": f"${field}"}}}])
+            ).to_list()
+            return int(rows[0]["n"]) if rows else 0
         if not flt:
             return await cluster.db[coll].estimated_document_count()
         return await cluster.db[coll].count_documents(flt)
@@ -367,7 +373,7 @@ async def _background_drained(cluster: Cluster, expected: int) -> dict[str, floa
     from the end of the one before."""
     return {"summaries_s": await _drained(cluster, expected),
             "search_messages_s": await _caught_up(
-                cluster, ("search_index", {"kind": "message"}), ("messages", {})),
+                cluster, ("search_index", {"kind": "messages"}, "n"), ("messages", {})),
             "search_conversations_s": await _caught_up(
                 cluster, ("search_index", {"kind": "conversation"}), ("conversations", {})),
             "measures_s": await _caught_up(cluster, ("sla_timers", {}), ("conversations", {}))}

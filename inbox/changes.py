@@ -192,6 +192,8 @@ class ChangeFeed:
                     while True:
                         change = await stream.try_next()
                         if change is None:
+                            if not stream.alive:  # closed by the server: reopen, after a pause
+                                break
                             token = stream.resume_token
                             if token is not None and token != self._token:
                                 self._token = token

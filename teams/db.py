@@ -31,8 +31,11 @@ INDEXES: dict[str, list[IndexModel]] = {
     "route_claims": [IndexModel([("at", ASCENDING)], expireAfterSeconds=86400)],
     # a contact's conversations on every channel, newest first (returning customers, history)
     "contact_history": [IndexModel([("contact_id", ASCENDING), ("created_at", DESCENDING)])],
-    # search: one document per message or conversation, its terms in `t`
-    "search_index": [IndexModel([("t", ASCENDING), ("sk", DESCENDING)])],
+    # search: a document per conversation and per bucket of messages (teams/search_buckets.py),
+    # its terms in `t`; a bucket's oldest sort key, for an edit to find its message
+    "search_index": [IndexModel([("t", ASCENDING), ("sk", DESCENDING)]),
+                     IndexModel([("lo", ASCENDING)],
+                                partialFilterExpression={"kind": "messages"})],
     "labels": [],
     "teams": [],
     "routing_rules": [],

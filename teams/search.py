@@ -1,10 +1,12 @@
 """Search without `$text`: an indexed token array in its own collection, built behind ingest.
 
-`search_index` holds one small document per message (its `_id`) and per conversation
-(`c:<id>`): `t`, the terms; `sk`, the sort key (newest first, like the inbox); the snippet shown
-in results. Terms are NFKC-normalised and case-folded: runs of Han, kana and Hangul become
-character bigrams (Chinese has no spaces; a query "订单还没到" finds "我的订单还没到呢" when all of
-its bigrams are there), other runs of letters and digits become words; conversation documents
+`search_index` holds an entry per message and a document per conversation (`c:<id>`): `t`, the
+terms; `sk`, the sort key (newest first, like the inbox); the snippet shown in results. Message
+entries indexed together share a bucket document (teams/search_buckets.py: a busy inbox's
+bigrams are mostly the same, and the embedded server pays per document and per index entry).
+Terms are NFKC-normalised and case-folded: runs of Han, kana and Hangul become character
+bigrams (Chinese has no spaces; a query "订单还没到" finds "我的订单还没到呢" when all of its
+bigrams are there), other runs of letters and digits become words; conversation documents
 also carry word prefixes of the customer's name and handle (`p:…`) and their labels
 (`label:…`). The single multikey index (t, sk) serves every query.
 
@@ -42,6 +44,7 @@ from inbox.conversation_docs import insert_ignoring_duplicates
 from inbox.db import Database, Doc, find_in
 from inbox.paging import BadCursor, decode_cursor, encode_cursor, make_sk, micros, sk_micros
 from inbox.tasks import cancel_and_wait
+from teams.search_buckets import entries_of, rewrite, upper_bound, write_buckets
 
 log = logging.getLogger(__name__)
 
@@ -204,16 +207,25 @@ class Search:
         floor = await self._floor()
         width = self._width.get(driver[0], _START_US)
         found: list[Doc] = []
+        seen: set[Any] = set()  # a message indexed twice (see teams/search_buckets.py)
         self.last_reads = self.last_examined = 0
         while True:
             lo_us = top_us - width
             rng: Doc = {"$lt": hi}
             if lo_us > floor:
                 rng["$gte"] = f"{lo_us:016d}"
-            docs = await self.db.search_index.find({**flt, "sk": rng}).sort("sk", -1).to_list()
+            # buckets holding an entry of the window may sort up to SPAN_US above it
+            read = {**rng, "$lt": upper_bound(hi)}
+            docs = entries_of(await self.db.search_index.find({**flt, "sk": read}).to_list())
             self.last_reads += 1
             self.last_examined += len(docs)
-            found.extend(d for d in docs if query.accepts(d.get("t") or ()))
+            lo = rng.get("$gte", "")
+            docs = sorted((d for d in docs if lo <= d["sk"] < hi),
+                          key=lambda d: d["sk"], reverse=True)
+            for d in docs:
+                if query.accepts(d.get("t") or ()) and d["_id"] not in seen:
+                    seen.add(d["_id"])
+                    found.append(d)
             if len(found) > limit:
                 page = found[:limit]
                 covered = start_us - sk_micros(page[-1]["sk"])
@@ -254,9 +266,10 @@ def check_cursor(cursor: str | None) -> None:
 
 LEASE = timedelta(seconds=20)
 RENEW_EVERY = 5.0
-WRITE_AT_ONCE = 32  # messages per insert of their entries (see _follow)
+WRITE_AT_ONCE = 32  # messages (one full bucket) or conversations per insert
 COALESCE = 0.5  # s: the longest a new message waits to be indexed (a search finds it after)
 MARGIN = timedelta(seconds=10)
+SKEW = timedelta(seconds=2)  # between this host's clock and the one that stored a message
 _FIELDS = {"raw": 0, "html": 0, "full_text": 0, "rendered": 0}
 
 
@@ -269,6 +282,7 @@ class Indexer:
         self._own_feed: ChangeFeed | None = None
         self.owner = str(ObjectId())
         self.indexed = 0
+        self.since = datetime.now(UTC)  # when this holder began following
         self._task: asyncio.Task[None] | None = None
         self.holding = asyncio.Event()
 
@@ -320,8 +334,11 @@ class Indexer:
         if self.feed is None:  # alone (tests, tools): a feed of its own
             self.feed = self._own_feed = ChangeFeed(self.db, ["messages"])
             await self.feed.start()
-        # subscribed before the catch-up, so nothing stored while it reads is missed (what
-        # both see is written twice: an entry is replaced by itself)
+        # subscribed before the catch-up, so nothing stored while it reads is missed (the
+        # catch-up reads only what was stored before). A message stored before now may have
+        # been indexed already (a replay from the saved token brings again what was written
+        # before a crash, the token being saved after): its entry looks for copies first
+        self.since = datetime.now(UTC)
         sub = self.feed.subscribe("search", ["messages"], ["insert", "update"], after=token)
         loop = asyncio.get_running_loop()
         batch: list[Doc] = []
@@ -329,7 +346,7 @@ class Indexer:
         first_at = 0.0
         try:
             if token is None:
-                await self.catch_up(meta.get("through"))
+                await self.catch_up(meta.get("through"), until=self.since)
             renewed = loop.time()
             while True:
                 try:
@@ -349,16 +366,15 @@ class Indexer:
                                     .get("updatedFields") or {}):
                         edits.append(change["documentKey"]["_id"])
                 # gathered for up to COALESCE seconds (each statement costs the embedded
-                # server a commit), written in pieces of WRITE_AT_ONCE: one large insert
-                # holds up every acknowledgement queued behind it (~16 index entries per
-                # Chinese message, at about 3,000 entries a second)
+                # server a commit), written a bucket per statement: one large insert holds
+                # up every acknowledgement queued behind it
                 if (batch or edits) and (len(batch) + len(edits) >= 256
                                          or loop.time() - first_at >= COALESCE):
                     for i in range(0, len(batch), WRITE_AT_ONCE):
-                        await self.write(batch[i:i + WRITE_AT_ONCE], new=True)
+                        await self.write(batch[i:i + WRITE_AT_ONCE])
                     if edits:
-                        await self.write(await find_in(self.db.messages, edits,
-                                                       projection=_FIELDS))
+                        await self.rewrite(await find_in(self.db.messages, edits,
+                                                         projection=_FIELDS))
                     batch, edits = [], []
                 if not batch and not edits and (
                         loop.time() - renewed >= RENEW_EVERY
@@ -376,40 +392,56 @@ class Indexer:
             {"$set": {"lease_until": now + LEASE, "token": token, "through": now - MARGIN}})
         return result.matched_count == 1
 
-    async def catch_up(self, through: datetime | None) -> int:
-        """Index every message stored (or edited) since `through`.
+    async def catch_up(self, through: datetime | None, until: datetime | None = None) -> int:
+        """Index every message stored (or edited) since `through` (and before `until`).
 
         One pass over the collection in storage order: message ids are derived from the
         platform's ids (inbox/ids.py) and carry no time, and the `sk` index orders by the
         platform's time, which a late delivery (a poll after an outage) puts in the past. It
         runs only when the change stream's resume token is gone (first start, lost history),
-        and behind ingest."""
+        and behind ingest; what it meets may be indexed already, so it replaces copies."""
         since = (through or datetime.now(UTC)) - MARGIN
-        flt = {"$or": [{"received_at": {"$gte": since}}, {"created_at": {"$gte": since}},
-                       {"edited_at": {"$gte": since}}]}
+        window: Doc = {"$gte": since} if until is None else {"$gte": since, "$lt": until}
+        flt = {"$or": [{"received_at": window}, {"created_at": window}, {"edited_at": window}]}
         batch: list[Doc] = []
         count = 0
         async for doc in self.db.messages.find(flt, _FIELDS, hint={"$natural": 1},
                                                batch_size=256):
             batch.append(doc)
             if len(batch) >= 256:
-                count += await self.write(batch, new=True)
+                count += await self.write(batch, dedupe=True)
                 batch = []
         if batch:
-            count += await self.write(batch, new=True)
+            count += await self.write(batch, dedupe=True)
         return count
 
-    async def write(self, messages: list[Doc], *, new: bool = False) -> int:
-        """Index `messages`; `new` ones (inserts) are inserted, the rest replace their entry.
+    async def write(self, messages: list[Doc], *, dedupe: bool = False) -> int:
+        """Index newly stored `messages`; those stored before this holder began following
+        (or all, with `dedupe`) may be indexed already and replace their copies."""
+        fresh: list[Doc] = []
+        known: list[Doc] = []
+        floor = self.since + SKEW
+        for m in messages:
+            entry = message_entry(m) if "sk" in m else None
+            if entry is None:
+                continue
+            stored = m.get("received_at") or m.get("created_at")
+            if dedupe or not isinstance(stored, datetime) or _aware(stored) < floor:
+                known.append(entry)
+            else:
+                fresh.append(entry)
+        await write_buckets(self.db, fresh)
+        await write_buckets(self.db, known, dedupe=True)
+        self.indexed += len(fresh) + len(known)
+        return len(fresh) + len(known)
 
-        On the embedded server an upsert costs several times an insert (it is an update that
-        looks for its document first), and almost every entry is new."""
-        entries = [e for e in (message_entry(m) for m in messages if "sk" in m) if e]
-        if not entries:
-            return 0
-        await write_entries(self.db, entries, new=new)
-        self.indexed += len(entries)
-        return len(entries)
+    async def rewrite(self, messages: list[Doc]) -> None:
+        """Edited `messages`: their entries replace the old ones."""
+        await rewrite(self.db, [(m, message_entry(m)) for m in messages if "sk" in m])
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 async def write_entries(db: Database, entries: list[Doc], *, new: bool) -> None:

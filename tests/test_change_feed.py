@@ -5,6 +5,7 @@ stream however many follow."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from inbox.changes import ChangeFeed, HistoryLost, Subscription, token_order
 from inbox.db import Database, Doc
@@ -142,3 +143,26 @@ async def test_a_server_process_follows_the_database_through_one_stream(
         await asyncio.sleep(0.1)
     assert {"events", "delivery", "router", "search", "measures"} <= names, names
     assert services.changes.streams_opened == 1
+
+
+async def test_a_stream_the_server_closes_is_reopened_not_spun_on(db: Database) -> None:
+    """Dropping the database invalidates the stream: the cursor is dead, and a loop asking it
+    for more would spin a core forever (it did, in a test that failed before its teardown)."""
+    feed = ChangeFeed(db, ["messages"], max_await_ms=50)
+    await feed.start()
+    try:
+        sub = feed.subscribe("inserts", ["messages"], ["insert"])
+        await db.messages.insert_one({"_id": 1})
+        await collect(sub, 1)
+        await db.client.drop_database(db.name)
+        loop = asyncio.get_running_loop()
+        cpu, wall = time.process_time(), loop.time()
+        await asyncio.sleep(1.5)
+        assert time.process_time() - cpu < 0.5 * (loop.time() - wall)
+        for _ in range(100):
+            if feed.streams_opened > 1:
+                break
+            await asyncio.sleep(0.1)
+        assert feed.streams_opened > 1
+    finally:
+        await feed.stop()

@@ -15,6 +15,7 @@ from inbox.paging import make_sk
 from inbox.store import Store
 from teams import db as team_db
 from teams.search import Indexer, Query, Search, conversation_entry, message_entry, terms
+from teams.search_buckets import make_buckets
 from tests.helpers import inbound
 
 
@@ -53,7 +54,8 @@ async def test_windows_find_old_and_new_hits_and_a_budget_bounds_common_terms(
         text = "您好，请问" + ("，单号 SF777" if i in (5, 299) else "")
         docs.append(message_entry({"_id": oid, "sk": make_sk(now - timedelta(hours=i * 3), oid),
                                    "conversation_id": "c", "text": text}))
-    await db.search_index.insert_many(docs)
+    # one entry in the layout before buckets (a document of its own), still found
+    await db.search_index.insert_many([docs[299], *make_buckets(docs[:299])])
     search = Search(db)
     hits, cursor = await search.page("sf777", limit=20)
     assert [h["_id"] for h in hits] == [docs[5]["_id"], docs[299]["_id"]] and cursor is None
@@ -89,8 +91,12 @@ async def test_the_indexer_follows_inserts_and_edits_and_catches_up(
         if await indexed("地址"):
             break
         await asyncio.sleep(0.05)
-    entry = await db.search_index.find_one({"_id": ObjectId(result.message_id)})
-    assert entry and entry["snippet"] == "发票地址写错了" and "抬头" not in entry["t"]
+    oid = ObjectId(result.message_id)
+    buckets = await db.search_index.find({"e._id": oid}).to_list()
+    entry = [e for b in buckets for e in b["e"] if e["_id"] == oid]
+    assert len(buckets) == 1 and len(entry) == 1
+    assert entry[0]["snippet"] == "发票地址写错了" and "抬头" not in entry[0]["t"]
+    assert "抬头" not in buckets[0]["t"]  # the union is rebuilt too
     await one.stop()
     await two.stop()
     # a lost token: the next holder reads what was stored since the watermark
