@@ -64,6 +64,9 @@ class Subscription:
     _lost: bool = False
     _floor: tuple[int, int | str] | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # how far the catch-up from `after` has read: what lies at or before it is a replay (a
+    # consumer may have applied it already, e.g. before a crash that kept its token behind)
+    replayed_through: tuple[int, int | str] | None = None
 
     def wants(self, change: Doc) -> bool:
         return (change.get("ns") or {}).get("coll") in self.collections \
@@ -185,7 +188,6 @@ class ChangeFeed:
                 async with await self.db.watch(self.pipeline, resume_after=self._token,
                                                max_await_time_ms=self.max_await_ms) as stream:
                     self.streams_opened += 1
-                    delay = 0.5
                     if self._token is None:
                         self._token = stream.resume_token
                     self._ready.set()
@@ -193,7 +195,8 @@ class ChangeFeed:
                         change = await stream.try_next()
                         if change is None:
                             if not stream.alive:  # closed by the server: reopen, after a pause
-                                break
+                                break  # (growing, while it keeps being closed)
+                            delay = 0.5  # a round trip that worked: the next outage starts over
                             token = stream.resume_token
                             if token is not None and token != self._token:
                                 self._token = token
@@ -201,6 +204,7 @@ class ChangeFeed:
                                     sub._advance(token)
                             continue
                         self._token = change["_id"]
+                        delay = 0.5
                         for sub in list(self.subscriptions):
                             if sub.wants(change):
                                 sub._deliver(change)
@@ -240,6 +244,7 @@ class ChangeFeed:
                         if change is None:
                             break
                         token = change["_id"]
+                        sub.replayed_through = token_order(token)
                         sub._items.append(change)
                         sub._token = token
                         sub._wake.set()

@@ -8,7 +8,7 @@ Terms are NFKC-normalised and case-folded: runs of Han, kana and Hangul become c
 bigrams (Chinese has no spaces; a query "订单还没到" finds "我的订单还没到呢" when all of its
 bigrams are there), other runs of letters and digits become words; conversation documents
 also carry word prefixes of the customer's name and handle (`p:…`) and their labels
-(`label:…`). The single multikey index (t, sk) serves every query.
+(`label:…`). The multikey index (t, sk) serves every query.
 
 A query drives one term through the index (the one likeliest to be rare) in time windows on
 `sk`, like the inbox pager (inbox/paging.py): the embedded server reads every document a filter
@@ -39,7 +39,7 @@ from bson import ObjectId
 from pymongo import ReplaceOne
 from pymongo.errors import BulkWriteError, PyMongoError
 
-from inbox.changes import ChangeFeed, HistoryLost
+from inbox.changes import ChangeFeed, HistoryLost, token_order
 from inbox.conversation_docs import insert_ignoring_duplicates
 from inbox.db import Database, Doc, find_in
 from inbox.paging import BadCursor, decode_cursor, encode_cursor, make_sk, micros, sk_micros
@@ -216,13 +216,13 @@ class Search:
                 rng["$gte"] = f"{lo_us:016d}"
             # buckets holding an entry of the window may sort up to SPAN_US above it
             read = {**rng, "$lt": upper_bound(hi)}
-            docs = entries_of(await self.db.search_index.find({**flt, "sk": read}).to_list())
+            read_docs = await self.db.search_index.find({**flt, "sk": read}).to_list()
             self.last_reads += 1
-            self.last_examined += len(docs)
+            self.last_examined += len(read_docs)  # what the server read: buckets count once
             lo = rng.get("$gte", "")
-            docs = sorted((d for d in docs if lo <= d["sk"] < hi),
+            hits = sorted((d for d in entries_of(read_docs) if lo <= d["sk"] < hi),
                           key=lambda d: d["sk"], reverse=True)
-            for d in docs:
+            for d in hits:
                 if query.accepts(d.get("t") or ()) and d["_id"] not in seen:
                     seen.add(d["_id"])
                     found.append(d)
@@ -241,10 +241,10 @@ class Search:
             # the next window: as wide as should hold what is missing, but never more of the
             # driving term's documents than one read should examine (the embedded server reads
             # every document a window matches before it sorts)
-            if not docs:
+            if not read_docs:
                 width *= _GROWTH
                 continue
-            density = len(docs) / width
+            density = len(read_docs) / width
             wanted = (limit + 1 - len(found)) * 1.3 * (
                 self.last_examined / len(found) if found else _GROWTH)
             width = max(int(min(wanted, _PER_READ, left) / density), 1_000_000)
@@ -269,7 +269,7 @@ RENEW_EVERY = 5.0
 WRITE_AT_ONCE = 32  # messages (one full bucket) or conversations per insert
 COALESCE = 0.5  # s: the longest a new message waits to be indexed (a search finds it after)
 MARGIN = timedelta(seconds=10)
-SKEW = timedelta(seconds=2)  # between this host's clock and the one that stored a message
+CATCH_UP_SETTLE = 1.0  # s: the longest a stored message takes to reach the change feed, about
 _FIELDS = {"raw": 0, "html": 0, "full_text": 0, "rendered": 0}
 
 
@@ -282,7 +282,6 @@ class Indexer:
         self._own_feed: ChangeFeed | None = None
         self.owner = str(ObjectId())
         self.indexed = 0
-        self.since = datetime.now(UTC)  # when this holder began following
         self._task: asyncio.Task[None] | None = None
         self.holding = asyncio.Event()
 
@@ -334,19 +333,21 @@ class Indexer:
         if self.feed is None:  # alone (tests, tools): a feed of its own
             self.feed = self._own_feed = ChangeFeed(self.db, ["messages"])
             await self.feed.start()
-        # subscribed before the catch-up, so nothing stored while it reads is missed (the
-        # catch-up reads only what was stored before). A message stored before now may have
-        # been indexed already (a replay from the saved token brings again what was written
-        # before a crash, the token being saved after): its entry looks for copies first
-        self.since = datetime.now(UTC)
+        # subscribed before the catch-up, so nothing stored while it reads is missed
         sub = self.feed.subscribe("search", ["messages"], ["insert", "update"], after=token)
         loop = asyncio.get_running_loop()
-        batch: list[Doc] = []
+        batch: list[Doc] = []  # inserts not indexed before
+        known: list[Doc] = []  # inserts that may be: replayed, or read by the catch-up too
         edits: list[str] = []
         first_at = 0.0
+        caught_up: tuple[int, int | str] | None = None
         try:
             if token is None:
-                await self.catch_up(meta.get("through"), until=self.since)
+                await self.catch_up(meta.get("through"))
+                # what the catch-up read reaches the shared stream within a moment: changes
+                # up to the stream's position a moment later may have been read by both
+                await asyncio.sleep(CATCH_UP_SETTLE)
+                caught_up = token_order(self.feed.token) if self.feed.token else None
             renewed = loop.time()
             while True:
                 try:
@@ -357,26 +358,38 @@ class Indexer:
                     await self.db.meta.update_one({"_id": "search", "owner": self.owner},
                                                   {"$set": {"token": None}})
                     return
+                seen_by = max((p for p in (caught_up, sub.replayed_through) if p is not None),
+                              default=None)
                 for change in got.changes:
-                    if not batch and not edits:
+                    if not batch and not known and not edits:
                         first_at = loop.time()
                     if change.get("operationType") == "insert":
-                        batch.append(change["fullDocument"])
+                        order = token_order(change["_id"])
+                        again = seen_by is not None and order is not None and order <= seen_by
+                        (known if again else batch).append(change["fullDocument"])
                     elif "text" in ((change.get("updateDescription") or {})
                                     .get("updatedFields") or {}):
                         edits.append(change["documentKey"]["_id"])
                 # gathered for up to COALESCE seconds (each statement costs the embedded
                 # server a commit), written a bucket per statement: one large insert holds
                 # up every acknowledgement queued behind it
-                if (batch or edits) and (len(batch) + len(edits) >= 256
-                                         or loop.time() - first_at >= COALESCE):
+                if (batch or known or edits) and (
+                        len(batch) + len(known) + len(edits) >= 256
+                        or loop.time() - first_at >= COALESCE):
+                    # a holder stalled past its lease must not write beside the next one
+                    if loop.time() - renewed >= RENEW_EVERY:
+                        renewed = loop.time()
+                        if not await self._renew(None, keep_token=True):
+                            return
                     for i in range(0, len(batch), WRITE_AT_ONCE):
                         await self.write(batch[i:i + WRITE_AT_ONCE])
+                    if known:
+                        await self.write(known, again=True)
                     if edits:
-                        await self.rewrite(await find_in(self.db.messages, edits,
-                                                         projection=_FIELDS))
-                    batch, edits = [], []
-                if not batch and not edits and (
+                        await self.write(await find_in(self.db.messages, edits,
+                                                       projection=_FIELDS), again=True)
+                    batch, known, edits = [], [], []
+                if not batch and not known and not edits and (
                         loop.time() - renewed >= RENEW_EVERY
                         or (not got.changes and loop.time() - renewed >= 1.0)):
                     renewed = loop.time()
@@ -385,15 +398,17 @@ class Indexer:
         finally:
             self.feed.unsubscribe(sub)
 
-    async def _renew(self, token: Doc | None) -> bool:
+    async def _renew(self, token: Doc | None, *, keep_token: bool = False) -> bool:
         now = datetime.now(UTC)
-        result = await self.db.meta.update_one(
-            {"_id": "search", "owner": self.owner},
-            {"$set": {"lease_until": now + LEASE, "token": token, "through": now - MARGIN}})
+        fields: Doc = {"lease_until": now + LEASE}
+        if not keep_token:
+            fields.update(token=token, through=now - MARGIN)
+        result = await self.db.meta.update_one({"_id": "search", "owner": self.owner},
+                                               {"$set": fields})
         return result.matched_count == 1
 
-    async def catch_up(self, through: datetime | None, until: datetime | None = None) -> int:
-        """Index every message stored (or edited) since `through` (and before `until`).
+    async def catch_up(self, through: datetime | None) -> int:
+        """Index every message stored (or edited) since `through`.
 
         One pass over the collection in storage order: message ids are derived from the
         platform's ids (inbox/ids.py) and carry no time, and the `sk` index orders by the
@@ -401,47 +416,35 @@ class Indexer:
         runs only when the change stream's resume token is gone (first start, lost history),
         and behind ingest; what it meets may be indexed already, so it replaces copies."""
         since = (through or datetime.now(UTC)) - MARGIN
-        window: Doc = {"$gte": since} if until is None else {"$gte": since, "$lt": until}
-        flt = {"$or": [{"received_at": window}, {"created_at": window}, {"edited_at": window}]}
+        flt = {"$or": [{"received_at": {"$gte": since}}, {"created_at": {"$gte": since}},
+                       {"edited_at": {"$gte": since}}]}
         batch: list[Doc] = []
         count = 0
         async for doc in self.db.messages.find(flt, _FIELDS, hint={"$natural": 1},
                                                batch_size=256):
             batch.append(doc)
             if len(batch) >= 256:
-                count += await self.write(batch, dedupe=True)
+                count += await self.write(batch, again=True)
                 batch = []
         if batch:
-            count += await self.write(batch, dedupe=True)
+            count += await self.write(batch, again=True)
         return count
 
-    async def write(self, messages: list[Doc], *, dedupe: bool = False) -> int:
-        """Index newly stored `messages`; those stored before this holder began following
-        (or all, with `dedupe`) may be indexed already and replace their copies."""
-        fresh: list[Doc] = []
-        known: list[Doc] = []
-        floor = self.since + SKEW
-        for m in messages:
-            entry = message_entry(m) if "sk" in m else None
-            if entry is None:
-                continue
-            stored = m.get("received_at") or m.get("created_at")
-            if dedupe or not isinstance(stored, datetime) or _aware(stored) < floor:
-                known.append(entry)
-            else:
-                fresh.append(entry)
-        await write_buckets(self.db, fresh)
-        await write_buckets(self.db, known, dedupe=True)
-        self.indexed += len(fresh) + len(known)
-        return len(fresh) + len(known)
-
-    async def rewrite(self, messages: list[Doc]) -> None:
-        """Edited `messages`: their entries replace the old ones."""
-        await rewrite(self.db, [(m, message_entry(m)) for m in messages if "sk" in m])
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    async def write(self, messages: list[Doc], *, again: bool = False) -> int:
+        """Index `messages`: inserted when new; `again` when they may be indexed already
+        (edited, replayed, re-read), their entries then replace every copy (and a message left
+        with nothing to find leaves the index)."""
+        messages = [m for m in messages if "sk" in m]
+        if again:
+            pairs = [(m, message_entry(m)) for m in messages]
+            await rewrite(self.db, pairs)
+            n = sum(1 for _, e in pairs if e is not None)
+        else:
+            entries = [e for e in (message_entry(m) for m in messages) if e]
+            await write_buckets(self.db, entries)
+            n = len(entries)
+        self.indexed += n
+        return n
 
 
 async def write_entries(db: Database, entries: list[Doc], *, new: bool) -> None:

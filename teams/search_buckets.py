@@ -16,9 +16,11 @@ and `v`, bumped by every rewrite (compare-and-set: an edit never overwrites anot
 writer's). A bucket's entries lie within `SPAN_US` of each other, so a search window
 [lo, hi) finds all of its entries in buckets whose `sk` is in [lo, hi + SPAN_US).
 
-A message can be in two buckets only after an indexer replays changes it had written before a
-crash (its token is saved after each write); a search shows it once (`entries_of`), an edit
-rewrites every copy, and a catch-up (`write_buckets(..., dedupe=True)`) first looks for copies.
+A message the indexer may have indexed already — re-read by a catch-up, or replayed from the
+saved token (written before a crash, the token saved after) — goes through `rewrite`, which
+replaces its copies; new ones are inserted without a look. Two holders of the indexer's lease
+at once (one stalled past it) can still write one message twice: a search shows it once
+(teams.search.Search keeps the first copy by id), an edit rewrites every copy.
 Entries of the older layout (a document per message, `kind: "message"`) are still read, and
 replaced by a bucket when their message is edited.
 """
@@ -87,23 +89,20 @@ def entries_of(docs: Iterable[Doc]) -> list[Doc]:
     return out
 
 
-async def write_buckets(db: Database, entries: list[Doc], *, dedupe: bool = False) -> None:
-    """Insert `entries` in new buckets; with `dedupe`, those already in a bucket (a catch-up
-    re-reads what may have been indexed) replace their copies instead."""
-    if dedupe and entries:
-        entries = await _replace_copies(db, {e["_id"]: e for e in entries},
-                                        {e["_id"]: e["sk"] for e in entries})
+async def write_buckets(db: Database, entries: list[Doc]) -> None:
+    """Insert `entries`, none of them indexed before, in new buckets."""
     if entries:
         await db.search_index.insert_many(make_buckets(entries), ordered=False)
 
 
-async def rewrite(db: Database, edited: list[tuple[Doc, Doc | None]]) -> None:
-    """Edited messages, each with its new entry (None: nothing left to find): the entry
-    replaces every copy of the old one; a message found nowhere gets a new bucket."""
-    if not edited:
+async def rewrite(db: Database, messages: list[tuple[Doc, Doc | None]]) -> None:
+    """Messages that may be indexed already (edited, or re-read by a catch-up or a replay),
+    each with its entry (None: nothing to find): the entry replaces every copy, in buckets and
+    in documents of the older layout; a message found nowhere gets a new bucket."""
+    if not messages:
         return
-    entries = {m["_id"]: e for m, e in edited}
-    rest = await _replace_copies(db, entries, {m["_id"]: m["sk"] for m, _ in edited})
+    entries = {m["_id"]: e for m, e in messages}
+    rest = await _replace_copies(db, entries, {m["_id"]: m["sk"] for m, _ in messages})
     # the older layout's documents of these messages (their `_id` is the message's)
     await db.search_index.delete_many({"_id": {"$in": list(entries)}, "kind": "message"})
     if rest:
@@ -113,54 +112,52 @@ async def rewrite(db: Database, edited: list[tuple[Doc, Doc | None]]) -> None:
 async def _replace_copies(db: Database, entries: dict[Any, Doc | None], sks: dict[Any, str],
                           ) -> list[Doc]:
     """Put each id's entry in the buckets holding that id (None: take it out); return the
-    entries no bucket holds."""
+    entries no bucket took."""
     placed: set[Any] = set()
-    for bucket in await _buckets_near(db, list(sks.values()), list(entries)):
-        placed.update(e["_id"] for e in bucket.get("e") or () if e["_id"] in entries)
-        await _rewrite_bucket(db, bucket, entries)
+    for bucket in await _buckets_near(db, sks):
+        placed |= await _rewrite_bucket(db, bucket, entries)
     return [e for i, e in entries.items() if e is not None and i not in placed]
 
 
-async def _buckets_near(db: Database, keys: list[str], ids: list[Any]) -> list[Doc]:
-    """The buckets holding any of `ids`, whose entries' sort keys are `keys`: read by `lo`,
-    one range per cluster of nearby keys (a bucket's `lo` is at most SPAN_US below its
-    entries')."""
-    if not keys or not ids:
-        return []
+async def _buckets_near(db: Database, sks: dict[Any, str]) -> list[Doc]:
+    """The buckets holding any of the ids of `sks` (id → its sort key): read by `lo`, one
+    range per cluster of nearby keys, with that cluster's ids (a bucket's `lo` is at most
+    SPAN_US below its entries')."""
     out: dict[Any, Doc] = {}
-    ordered = sorted(keys)
-    start = prev = ordered[0]
-    clusters: list[tuple[str, str]] = []
-    for key in ordered[1:]:
-        if sk_micros(key) - sk_micros(prev) > SPAN_US:
-            clusters.append((start, prev))
-            start = key
-        prev = key
-    clusters.append((start, prev))
-    for lo, hi in clusters:
-        flt = {"kind": "messages", "lo": {"$gte": _bound(sk_micros(lo) - SPAN_US), "$lte": hi}}
-        for doc in await find_in(db.search_index, ids, flt, field="e._id"):
+    clusters: list[list[tuple[str, Any]]] = []
+    for sk, oid in sorted((sk, oid) for oid, sk in sks.items()):
+        if clusters and sk_micros(sk) - sk_micros(clusters[-1][-1][0]) <= SPAN_US:
+            clusters[-1].append((sk, oid))
+        else:
+            clusters.append([(sk, oid)])
+    for cluster in clusters:
+        flt = {"kind": "messages",
+               "lo": {"$gte": _bound(sk_micros(cluster[0][0]) - SPAN_US), "$lte": cluster[-1][0]}}
+        for doc in await find_in(db.search_index, [oid for _, oid in cluster], flt,
+                                 field="e._id"):
             out[doc["_id"]] = doc
     return list(out.values())
 
 
-async def _rewrite_bucket(db: Database, bucket: Doc, entries: dict[Any, Doc | None]) -> None:
+async def _rewrite_bucket(db: Database, bucket: Doc, entries: dict[Any, Doc | None]) -> set[Any]:
+    """Rewrite `bucket` with `entries` in place of its copies; the ids it now holds of them."""
     for _ in range(_REWRITE_TRIES):
+        mine = {e["_id"] for e in bucket.get("e") or () if e["_id"] in entries}
         kept = [entries.get(e["_id"], e) for e in bucket.get("e") or ()]
         kept = [e for e in kept if e is not None]
         v = bucket.get("v", 0)
         if not kept:
             result = await db.search_index.delete_one({"_id": bucket["_id"], "v": v})
             if result.deleted_count:
-                return
+                return mine
         else:
             result = await db.search_index.replace_one(
                 {"_id": bucket["_id"], "v": v}, _bucket(kept, bucket["_id"], v + 1))
             if result.matched_count:
-                return
+                return mine
         fresh = await db.search_index.find_one({"_id": bucket["_id"]})
         if fresh is None:
-            return
+            return set()
         bucket = fresh
     raise PyMongoError(f"search bucket {bucket['_id']} kept changing under its rewrite")
 

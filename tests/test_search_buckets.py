@@ -4,17 +4,20 @@ rather than add them."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 
 from bson import ObjectId
 
 from inbox.db import Database, Doc
-from inbox.paging import make_sk, sk_micros
+from inbox.paging import encode_cursor, make_sk, sk_micros
+from inbox.store import Store
 from teams import db as team_db
 from teams import search_buckets
 from teams.search import Indexer, Query, Search, message_entry
 from teams.search_buckets import SIZE, SPAN_US, make_buckets, rewrite, write_buckets
+from tests.helpers import inbound
 
 PHRASES = ["您好", "我的订单", "还没有发货", "退款", "发票抬头", "谢谢", "refund please", "SF12345"]
 
@@ -74,7 +77,9 @@ async def test_pages_find_every_entry_once_and_in_order(db: Database) -> None:
         got: list[ObjectId] = []
         hits, cursor = await search.page(q, limit=7)
         got += [h["_id"] for h in hits]
-        while cursor:
+        for _ in range(1000):
+            if not cursor:
+                break
             hits, cursor = await search.page(q, limit=7, cursor=cursor)
             got += [h["_id"] for h in hits]
         assert got == expected, q
@@ -83,15 +88,17 @@ async def test_pages_find_every_entry_once_and_in_order(db: Database) -> None:
 async def test_an_edit_rewrites_every_copy(db: Database) -> None:
     await team_db.ensure_indexes(db)
     now = datetime.now(UTC)
-    a, b, c = (_message(now + timedelta(milliseconds=i), t)
-               for i, t in enumerate(["发票抬头写错了", "谢谢", "我的订单"]))
+    a, b, c = (_message(now + timedelta(seconds=2 * i), t)  # `a` not the bucket's oldest
+               for i, t in enumerate(["谢谢", "发票抬头写错了", "我的订单"]))
+    a, b = b, a
     first = make_buckets([message_entry(a), message_entry(b)])
     again = make_buckets([message_entry(a)])
     old_layout = message_entry(c)  # a document of its own, as before buckets
     await db.search_index.insert_many([*first, *again, old_layout])
     a2 = {**a, "text": "发票地址写错了"}
     c2 = {**c, "text": "我的订单到了"}
-    await rewrite(db, [(a2, message_entry(a2)), (b, None), (c2, message_entry(c2))])
+    await rewrite(db, [(a2, message_entry(a2))])  # alone: its bucket is found by `lo`
+    await rewrite(db, [(b, None), (c2, message_entry(c2))])
     copies = await _entries_of(db, a["_id"])
     assert len(copies) == 2 and all(e["snippet"] == "发票地址写错了" for e in copies)
     for bucket in await db.search_index.find({"e._id": a["_id"]}).to_list():
@@ -108,9 +115,16 @@ async def test_a_catch_up_replaces_what_it_finds_indexed(db: Database) -> None:
     now = datetime.now(UTC)
     messages = [_message(now + timedelta(milliseconds=i), "您好，退款") for i in range(40)]
     await write_buckets(db, [e for m in messages[:30] if (e := message_entry(m))])
-    await write_buckets(db, [e for m in messages if (e := message_entry(m))], dedupe=True)
+    old = _message(now, "发票抬头写错了")  # indexed in the older layout, then edited
+    await db.search_index.insert_one(message_entry(old))
+    emptied = messages[3]
+    await Indexer(db).write([*messages, {**old, "text": "发票地址写错了"},
+                             {**emptied, "text": "🙂"}], again=True)
     for m in messages:
-        assert len(await _entries_of(db, m["_id"])) == 1
+        assert len(await _entries_of(db, m["_id"])) == (0 if m is emptied else 1)
+    assert await db.search_index.find_one({"_id": old["_id"]}) is None
+    assert [h["_id"] for h in (await Search(db).page("抬头"))[0]] == []
+    assert [h["_id"] for h in (await Search(db).page("地址"))[0]] == [old["_id"]]
 
 
 async def test_a_rewrite_that_lost_a_race_is_applied_to_the_fresh_bucket(db: Database) -> None:
@@ -129,21 +143,61 @@ async def test_a_rewrite_that_lost_a_race_is_applied_to_the_fresh_bucket(db: Dat
     assert sorted(e["snippet"] for e in bucket["e"]) == ["发票地址", "退款到账"]
 
 
-async def test_what_was_stored_before_the_indexer_began_is_never_indexed_twice(
-        db: Database) -> None:
-    """A replay from the saved token brings again what was indexed before a crash: messages
-    stored before this holder began look for their copies; later ones (the feed brings each
-    once) are written straight away, and a search shows any copy once."""
+async def test_a_replay_from_the_saved_token_is_not_indexed_twice(
+        store: Store, db: Database) -> None:
+    """An indexer that wrote entries and stopped before saving its token (a crash): the next
+    holder replays those changes from the saved token and replaces, not adds."""
     await team_db.ensure_indexes(db)
-    indexer = Indexer(db)
-    indexer.since = datetime.now(UTC)
-    before = [{**_message(indexer.since, "您好，退款"),
-               "received_at": indexer.since - timedelta(minutes=1)} for _ in range(5)]
-    after = [{**_message(indexer.since, "您好，发票"),
-              "received_at": indexer.since + timedelta(minutes=1)} for _ in range(5)]
-    for _ in range(2):
-        await indexer.write(before + after)
-    assert [len(await _entries_of(db, m["_id"])) for m in before] == [1] * 5
-    assert [len(await _entries_of(db, m["_id"])) for m in after] == [2] * 5
-    hits, _ = await Search(db).page("您好")
-    assert sorted(h["_id"] for h in hits) == sorted(m["_id"] for m in before + after)
+    one = Indexer(db)
+    await one.start()
+    await asyncio.wait_for(one.holding.wait(), 10)
+    saved = None
+    for _ in range(100):  # the first idle renewal saves a token
+        saved = ((await db.meta.find_one({"_id": "search"})) or {}).get("token")
+        if saved:
+            break
+        await asyncio.sleep(0.1)
+    assert saved
+    results = [await store.ingest(inbound(i, text=f"发票抬头写错了 {i}")) for i in range(3)]
+    ids = [ObjectId(r.message_id) for r in results]
+    for _ in range(100):
+        if all([await _entries_of(db, oid) for oid in ids]):
+            break
+        await asyncio.sleep(0.1)
+    await one.stop()
+    await db.meta.update_one({"_id": "search"}, {"$set": {"token": saved,
+                                                          "lease_until": datetime.now(UTC)}})
+    two = Indexer(db)
+    await two.start()
+    try:
+        for _ in range(100):
+            if two.indexed >= 3:
+                break
+            await asyncio.sleep(0.1)
+        assert two.indexed >= 3
+        assert [len(await _entries_of(db, oid)) for oid in ids] == [1, 1, 1]
+    finally:
+        await two.stop()
+
+
+async def test_window_edges_on_whole_seconds_skip_and_repeat_nothing(db: Database) -> None:
+    """Entries a second apart, cursors on whole seconds, budgets small and large: every page
+    boundary falls on an entry's microsecond somewhere."""
+    await team_db.ensure_indexes(db)
+    top = datetime(2026, 1, 1, tzinfo=UTC)
+    entries = [_entry(top - timedelta(seconds=s), "您好") for s in range(1800)]
+    rng = random.Random(3)
+    await db.search_index.insert_many(make_buckets(entries)
+                                      + make_buckets(rng.sample(entries, 200)))
+    expected = [e["_id"] for e in sorted(entries, key=lambda e: e["sk"], reverse=True)]
+    start = encode_cursor(make_sk(top + timedelta(seconds=1), ObjectId("0" * 24)))
+    for budget, limit in ((10, 2000), (300, 250), (2000, 7)):
+        search = Search(db, budget=budget)
+        got: list[ObjectId] = []
+        cursor: str | None = start
+        for _ in range(2000):
+            if not cursor:
+                break
+            hits, cursor = await search.page("您好", limit=limit, cursor=cursor)
+            got += [h["_id"] for h in hits]
+        assert got == expected, (budget, limit)
