@@ -15,6 +15,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -95,6 +96,12 @@ def _params(quick: bool) -> dict[str, dict[str, Any]]:
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
+    # SIGTERM (a `timeout`, a CI runner giving up) cancels the run like Ctrl-C, so the servers
+    # it started are stopped: a killed run left its database busy on a core for an hour
+    main_task = asyncio.current_task()
+    if main_task is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     clock = Clock(args.budget)
     only = [f.strip() for f in args.only.split(",") if f.strip()]
     unknown = set(only) - set(FIGURES) - set(EXTRA_FIGURES)
@@ -310,7 +317,11 @@ def render(results: dict[str, Any]) -> str:
 def run(argv: list[str] | None = None) -> int:
     args = parse(argv)
     logging.basicConfig(level=logging.WARNING)
-    results = asyncio.run(main(args))
+    try:
+        results = asyncio.run(main(args))
+    except asyncio.CancelledError:
+        print("stopped (SIGTERM); the processes it started are stopped", file=sys.stderr)
+        return 143
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str) + "\n")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -33,3 +38,45 @@ async def test_quick_benchmark_run_produces_every_figure(mongo_uri: str, tmp_pat
     assert figures["reports"]["bucket_documents"] > 0
     assert figures["reports"]["month_by_day"]["rows"] == 30
     assert "| 6 reports " in render(results)
+
+
+@pytest.mark.timeout(120)
+def test_a_terminated_run_stops_what_it_started(tmp_path: Path) -> None:
+    """`timeout` sends SIGTERM: the database, the sandbox and the server it started go too
+    (they used to outlive it, the database busy on a core)."""
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "--quick", "--only", "ingest",
+                             "--out", str(tmp_path / "r.json")],
+                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 90
+    children: set[int] = set()
+    while time.monotonic() < deadline and len(children) < 3:  # database, sandbox, server
+        children = _descendants(proc.pid)
+        time.sleep(0.2)
+    assert len(children) >= 3, children
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    time.sleep(0.5)
+    assert [pid for pid in children if _alive(pid)] == []
+
+
+def _descendants(pid: int) -> set[int]:
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        path = Path(f"/proc/{parent}/task/{parent}/children")
+        with contextlib.suppress(OSError):
+            kids = [int(k) for k in path.read_text().split()]
+            out.update(kids)
+            todo.extend(kids)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
