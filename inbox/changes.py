@@ -107,6 +107,11 @@ class Subscription:
     def token(self) -> Doc | None:
         return self._token
 
+    @property
+    def catching_up(self) -> bool:
+        """Still reading from `after` on a private stream (see ChangeFeed._catch_up)."""
+        return self._catching_up
+
     async def next_batch(self, timeout: float | None = None) -> Batch:
         """The changes delivered since the last batch, waiting up to `timeout` for one (an
         empty batch when it passes; its token may still have moved past changes this

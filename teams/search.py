@@ -341,6 +341,7 @@ class Indexer:
         edits: list[str] = []
         first_at = 0.0
         caught_up: tuple[int, int | str] | None = None
+        replays = token is not None  # whether inserts may still be ones indexed before
         try:
             if token is None:
                 await self.catch_up(meta.get("through"))
@@ -348,6 +349,7 @@ class Indexer:
                 # up to the stream's position a moment later may have been read by both
                 await asyncio.sleep(CATCH_UP_SETTLE)
                 caught_up = token_order(self.feed.token) if self.feed.token else None
+                replays = caught_up is not None
             renewed = loop.time()
             while True:
                 try:
@@ -359,13 +361,17 @@ class Indexer:
                                                   {"$set": {"token": None}})
                     return
                 seen_by = max((p for p in (caught_up, sub.replayed_through) if p is not None),
-                              default=None)
+                              default=None) if replays else None
                 for change in got.changes:
                     if not batch and not known and not edits:
                         first_at = loop.time()
                     if change.get("operationType") == "insert":
-                        order = token_order(change["_id"])
-                        again = seen_by is not None and order is not None and order <= seen_by
+                        again = False
+                        if seen_by is not None:
+                            order = token_order(change["_id"])
+                            again = order is not None and order <= seen_by
+                            # past the replay, in stream order: no later change is one
+                            replays = again or sub.catching_up
                         (known if again else batch).append(change["fullDocument"])
                     elif "text" in ((change.get("updateDescription") or {})
                                     .get("updatedFields") or {}):
