@@ -68,6 +68,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         "(needs `pip install py-spy`; written next to --out)")
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes, a few seconds: checks the benchmark code, measures nothing")
+    p.add_argument("--open-rates", default=None, metavar="NEW,B50,B80",
+                   help="arrival rates (updates/s) of the open loops: new chats, and (b) at its"
+                        " two levels, instead of shares of this run's capacity (to compare two"
+                        " commits at the same rates)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="a setting of the server processes (e.g. teams.search_indexing=false),"
@@ -136,6 +140,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             if name == "ingest":
                 ingest = {**params["ingest"], "processes": tuple(
                     int(n) for n in args.processes.split(",") if n.strip())}
+                if args.open_rates:
+                    new, b50, b80 = (float(r) for r in args.open_rates.split(","))
+                    ingest["open_rates"] = (new, b50, b80)
                 out = await fig_ingest.run(
                     cluster, **ingest, profile=args.profile,
                     profile_dir=Path(args.out).parent / "profiles")
@@ -283,7 +290,8 @@ def ingest_rows(f: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         nc = run.get("open_loop_new_chats")
         if nc:
             lag = nc["listed_after_ack"]
-            out.append(("1 ingest", f"{name}: open loop, half new chats at 50% of (a), "
+            out.append(("1 ingest", f"{name}: open loop, half new chats at "
+                        f"{nc.get('share_of_capacity', 0.5):.0%} of (a), "
                         f"{fmt(nc['rate_per_s'])}/s", f"p50/p99 ack {fmt(nc['p50_ms'])}/"
                         f"{fmt(nc['p99_ms'])} ms; listed after ack p50/p99/max "
                         f"{fmt(lag['p50_ms'])}/{fmt(lag['p99_ms'])}/{fmt(lag['max_ms'])} ms",

@@ -381,7 +381,10 @@ async def _background_drained(cluster: Cluster, expected: int) -> dict[str, floa
 
 async def workloads(cluster: Cluster, *, new_chats: int, b_seconds: float,
                     open_seconds: float, concurrency: int = 64,
-                    label: str = "", profiler: Profiler | None = None) -> dict[str, Any]:
+                    label: str = "", profiler: Profiler | None = None,
+                    open_rates: tuple[float, float, float] | None = None) -> dict[str, Any]:
+    """(a), (b), then the open loops: at shares of the capacity just measured, or at
+    `open_rates` (new chats, (b) at its two levels) when given."""
     chats = Chats()
     first = CHAT_BASE + random.Random(label).randrange(10**6) * 1000
     out: dict[str, Any] = {}
@@ -430,10 +433,11 @@ async def workloads(cluster: Cluster, *, new_chats: int, b_seconds: float,
 
         capacity = float(result_b["updates_per_s"])
         out["open_loop"] = []
-        for share in (0.5, 0.8):
+        for i, share in enumerate((0.5, 0.8)):
+            rate = open_rates[1 + i] if open_rates else capacity * share
             level = await open_loop(session, cluster, chats.workload_b(existing),
-                                    capacity * share, open_seconds)
-            level["share_of_capacity"] = share
+                                    rate, open_seconds)
+            level["share_of_capacity"] = round(rate / capacity, 2) if capacity else share
             out["open_loop"].append(level)
             await _background_drained(cluster, sum(chats.sent.values()))
         # new chats at half of (a)'s capacity: how soon each is listed at a rate it sustains
@@ -448,12 +452,13 @@ async def workloads(cluster: Cluster, *, new_chats: int, b_seconds: float,
                 lag_b.acked(chat)
 
         fresh = first + new_chats + 1000
-        rate_a = float(result_a["updates_per_s"]) * 0.5
+        rate_a = open_rates[0] if open_rates else float(result_a["updates_per_s"]) * 0.5
         level = await open_loop(session, cluster,
                                 chats.stream_a(int(rate_a * open_seconds), fresh),
                                 rate_a, open_seconds, on_ack=on_open)
         level["listed_after_ack"] = await lag_b.result()
-        level["share_of_capacity"] = 0.5
+        capacity_a = float(result_a["updates_per_s"])
+        level["share_of_capacity"] = round(rate_a / capacity_a, 2) if capacity_a else 0.5
         out["open_loop_new_chats"] = level
         await _background_drained(cluster, sum(chats.sent.values()))
     out["acked"] = result_a["acked"] + result_b["acked"] + out["open_loop_new_chats"][
@@ -464,7 +469,7 @@ async def workloads(cluster: Cluster, *, new_chats: int, b_seconds: float,
 async def run(cluster: Cluster, *, new_chats: int = 1000, b_seconds: float = 10.0,
               open_seconds: float = 10.0, baseline_n: int = 2000, processes: tuple[int, ...]
               = (1, 2), profile: bool = False, profile_dir: Path | None = None,
-              ) -> dict[str, Any]:
+              open_rates: tuple[float, float, float] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"new_chats": new_chats, "concurrency": 64}
     before = await bare_baseline(baseline_n)
     profiler = Profiler(profile_dir or cluster.workdir / "profiles",
@@ -475,7 +480,8 @@ async def run(cluster: Cluster, *, new_chats: int = 1000, b_seconds: float = 10.
             await cluster.restart_server(processes=n)
         runs[f"{n}_process" + ("es" if n > 1 else "")] = await workloads(
             cluster, new_chats=new_chats, b_seconds=b_seconds, open_seconds=open_seconds,
-            label=str(n), profiler=profiler if profile and n == 1 else None)
+            label=str(n), profiler=profiler if profile and n == 1 else None,
+            open_rates=open_rates)
     if cluster.processes != 1:  # back to one process for the figures after this one
         try:
             await cluster.restart_server(processes=1)

@@ -7,6 +7,12 @@ in (with its contact, and the aliases of its thread); one that exists gets one p
 with all that the round adds to it (activity time and `sk`, preview, unread, message_count,
 reopen). Every touched conversation of a round is written with one statement per chunk.
 
+A round either creates (every pending conversation not known to exist) or updates (the
+`CHUNK` that waited longest): creating comes first, but never twice running while updates
+wait. A new chat then waits for at most one chunk of updates, not for a whole round of them
+(measured: rounds of 400–1,000 updates took 3–6 s on a busy embedded server, and every new
+chat behind them waited that long to be listed); updates that wait meanwhile coalesce more.
+
 Why rounds, and why they wait: on the embedded server an update costs more than an insert (it
 rewrites every index entry of the document), and the database is one busy core. So
 acknowledgements come first: a round waits while an insert batch is in flight (briefly when a
@@ -73,6 +79,9 @@ ENSURE_AFTER = 10.0  # s: a redelivery's conversation still missing by then is r
 NEW_WITHIN = 0.25  # s: the longest a round with a new conversation yields to acknowledgements
 BUSY_WAIT_MAX = 2.0  # s: the longest a round of updates yields
 BUSY_SHARE = 0.35  # a saturated inbox spends about this share of database time on rounds
+# s: a round of updates stops yielding once a message has waited this long for it (so the
+# inbox's order and previews trail a saturated ingest by about this, not by its backlog)
+STALE_AFTER = 2.0
 _HOST = socket.gethostname()
 
 class _Seen:
@@ -123,6 +132,7 @@ class Summariser:
         self._beating = asyncio.Lock()
         self._dirty_written = 0.0
         self._last_round = 0.0
+        self._floor_written: str | None = None
         self._round = 0
         self.rounds = 0
         self.summarised = 0
@@ -302,23 +312,57 @@ class Summariser:
 
     # ------------------------------------------------------------------ rounds
 
-    async def _yield_to_acks(self) -> None:
-        """Wait while an insert batch is in flight: shortly when a conversation is new (it
-        must appear), longer the more the last round cost (a busy inbox coalesces more)."""
+    async def _yield_to_acks(self, creating: bool) -> None:
+        """Wait while an insert batch is in flight: shortly before creating conversations
+        (they must appear), longer the more the last round cost (a busy inbox coalesces
+        more)."""
         if self._acks_idle.is_set():
             return
-        new = any(cid not in self._exists for cid in self._pending)
-        budget = NEW_WITHIN if new else min(BUSY_WAIT_MAX, self._last_round *
-                                             (1 - BUSY_SHARE) / BUSY_SHARE)
+        if creating:
+            budget = NEW_WITHIN
+        else:
+            # never more than STALE_AFTER behind the oldest message waiting for its round
+            oldest = min((d.since for d in list(self._pending.values())[:CHUNK]),
+                         default=datetime.now(UTC))
+            behind = (datetime.now(UTC) - oldest).total_seconds()
+            budget = min(BUSY_WAIT_MAX, STALE_AFTER - behind,
+                         self._last_round * (1 - BUSY_SHARE) / BUSY_SHARE)
+            if budget <= 0:
+                return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._acks_idle.wait(), max(budget, 0.01))
 
+    def _take(self, creating: bool) -> dict[str, Delta]:
+        """What the next round writes, out of `_pending`: every conversation not known to
+        exist yet, or the longest-waiting `CHUNK` of the others."""
+        if creating:
+            taken = {cid: d for cid, d in self._pending.items() if cid not in self._exists}
+        else:
+            taken = {}
+            for cid, delta in self._pending.items():
+                if cid in self._exists:
+                    taken[cid] = delta
+                    if len(taken) >= CHUNK:
+                        break
+        if not taken:  # what was new became known meanwhile, or the reverse
+            taken = dict(list(self._pending.items())[:CHUNK])
+        for cid in taken:
+            del self._pending[cid]
+        return taken
+
     async def _run(self) -> None:
+        created_last = False
         try:
             while self._pending:
-                await self._yield_to_acks()
+                # new conversations first, but never twice running while others wait: a
+                # new chat appears within about one round of updates, and a stream of new
+                # chats cannot starve the conversations that already exist
+                new = sum(cid not in self._exists for cid in self._pending)
+                creating = new > 0 and not (created_last and new < len(self._pending))
+                await self._yield_to_acks(creating)
                 async with self._lock:
-                    self._in_flight, self._pending = self._pending, {}
+                    self._in_flight = self._take(creating)
+                    created_last = creating
                     self._round += 1
                     started = time.monotonic()
                     try:
@@ -395,9 +439,11 @@ class Summariser:
             self._exists.add(str(docs[i]["_id"]))
         if created:
             self.created += len(created)
-            await self.db.meta.update_one(
-                {"_id": "inbox"}, {"$min": {"floor_sk": min(d["sk"] for d in created)}},
-                upsert=True)
+            floor = min(d["sk"] for d in created)
+            if self._floor_written is None or floor < self._floor_written:
+                await self.db.meta.update_one(
+                    {"_id": "inbox"}, {"$min": {"floor_sk": floor}}, upsert=True)
+                self._floor_written = floor  # the stored floor is at most this from now on
         for doc in created:  # created with this round's messages already counted
             chunk.pop(str(doc["_id"]), None)
 

@@ -1,0 +1,121 @@
+"""Which summaries come first: a new chat is created before a backlog of updates is written,
+new chats cannot starve the updates, and a busy inbox's updates stop yielding once a message
+has waited `STALE_AFTER` for its round."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from inbox import summaries as summaries_module
+from inbox.conversation_docs import Delta
+from inbox.store import Store
+from tests.test_ingest import inbound
+
+CHATS = 4 * summaries_module.CHUNK
+
+
+async def _existing_chats(store: Store) -> None:
+    await asyncio.gather(*[store.ingest(inbound(1, thread=f"old-{i}", user=f"u{i}"))
+                           for i in range(CHATS)])
+    await store.settle()
+
+
+def _record_rounds(store: Store, delay: float) -> list[tuple[str, set[str]]]:
+    """Wrap the summariser's rounds: each is recorded as ("create" | "update", ids) and
+    takes `delay` longer, like a round on a busy database."""
+    summaries = store.ingestor.summaries
+    rounds: list[tuple[str, set[str]]] = []
+    apply = summaries._apply_round
+
+    async def slow(tag: str) -> None:
+        ids = set(summaries._in_flight)
+        kind = "update" if all(i in summaries._exists for i in ids) else "create"
+        rounds.append((kind, ids))
+        await asyncio.sleep(delay)
+        await apply(tag)
+
+    summaries._apply_round = slow  # type: ignore[method-assign]
+    return rounds
+
+
+async def _conversation_of(store: Store, thread: str) -> dict[str, Any] | None:
+    return await store.db.conversations.find_one({"thread_key": thread})
+
+
+async def test_a_new_chat_is_created_before_a_backlog_of_updates(store: Store) -> None:
+    await _existing_chats(store)
+    rounds = _record_rounds(store, delay=0.2)
+    await asyncio.gather(*[store.ingest(inbound(2, thread=f"old-{i}", user=f"u{i}"))
+                           for i in range(CHATS)])
+    await asyncio.sleep(0.05)  # the first chunk of updates is being written
+    await store.ingest(inbound(1, thread="new-chat", user="newcomer"))
+    for _ in range(100):
+        if await _conversation_of(store, "new-chat") is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert await _conversation_of(store, "new-chat") is not None
+    await store.settle()
+    kinds = [kind for kind, _ in rounds]
+    created = kinds.index("create")
+    # created after at most the chunk being written (and one more that had started), with
+    # the rest of the backlog still waiting
+    assert kinds.count("create") == 1
+    assert kinds[:created].count("update") <= 2 and kinds[created:].count("update") >= 2
+    assert all(len(ids) <= summaries_module.CHUNK for kind, ids in rounds if kind == "update")
+    counts = [c["message_count"] async for c in store.db.conversations.find(
+        {"thread_key": {"$regex": "^old-"}})]
+    assert counts == [2] * CHATS
+
+
+async def test_a_stream_of_new_chats_does_not_starve_the_updates(store: Store) -> None:
+    await _existing_chats(store)
+    rounds = _record_rounds(store, delay=0.1)
+    await asyncio.gather(*[store.ingest(inbound(2, thread=f"old-{i}", user=f"u{i}"))
+                           for i in range(CHATS)])
+    start = len(rounds)  # from here every update of the backlog is waiting or being written
+    for n in range(8):  # one new chat after another, each as soon as the last is listed
+        await store.ingest(inbound(1, thread=f"new-{n}", user=f"new-{n}"))
+        while await _conversation_of(store, f"new-{n}") is None:
+            await asyncio.sleep(0.01)
+    await store.settle()
+    kinds = [kind for kind, _ in rounds]
+    last_update = len(kinds) - 1 - kinds[::-1].index("update")
+    # while updates waited, never two creating rounds running
+    assert "create,create" not in ",".join(kinds[start:last_update])
+    assert kinds[start:].count("create") == 8
+    assert kinds[start:last_update].count("create") >= 2  # new chats came while updates waited
+    assert await store.db.conversations.count_documents({}) == CHATS + 8
+    counts = [c["message_count"] async for c in store.db.conversations.find(
+        {"thread_key": {"$regex": "^old-"}})]
+    assert counts == [2] * CHATS
+
+
+async def test_updates_stop_yielding_once_a_message_waited_stale_after(store: Store) -> None:
+    summaries = store.ingestor.summaries
+    summaries.writing(True)  # an insert batch is always in flight: a saturated inbox
+    summaries._last_round = 10.0  # an expensive last round: the longest yield, BUSY_WAIT_MAX
+    try:
+        now = datetime.now(UTC)
+        summaries._pending = {"recent": Delta(now, now)}
+        started = time.monotonic()
+        await summaries._yield_to_acks(False)
+        waited_fresh = time.monotonic() - started
+        stale = datetime.now(UTC) - timedelta(seconds=summaries_module.STALE_AFTER + 0.5)
+        summaries._pending = {"stale": Delta(stale, stale)}
+        started = time.monotonic()
+        await summaries._yield_to_acks(False)
+        waited_stale = time.monotonic() - started
+        nearly = datetime.now(UTC) - timedelta(seconds=summaries_module.STALE_AFTER - 0.3)
+        summaries._pending = {"nearly": Delta(nearly, nearly)}
+        started = time.monotonic()
+        await summaries._yield_to_acks(False)
+        waited_nearly = time.monotonic() - started
+    finally:
+        summaries._pending = {}
+        summaries.writing(False)
+    assert waited_fresh >= summaries_module.BUSY_WAIT_MAX - 0.1
+    assert waited_stale < 0.05
+    assert 0.15 < waited_nearly < 0.6
