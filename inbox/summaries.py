@@ -386,14 +386,12 @@ class Summariser:
             self._idle.set()
 
     async def _apply_round(self, tag: str) -> None:
-        items = list(self._in_flight.items())
+        remaining = dict(self._in_flight)
+        await self._learn_aliases(remaining)
+        await self._create_missing(remaining, tag)  # all at once: inserts take no `$in`
+        items = [(cid, d) for cid, d in remaining.items() if cid in self._exists]
         for start in range(0, len(items), CHUNK):
-            chunk = dict(items[start:start + CHUNK])
-            await self._learn_aliases(chunk)
-            await self._create_missing(chunk, tag)
-            existing = {cid: d for cid, d in chunk.items() if cid in self._exists}
-            if not existing:
-                continue
+            existing = dict(items[start:start + CHUNK])
             table = {cid: d.row(cid) for cid, d in existing.items()}
             flt = {"_id": {"$in": [ObjectId(cid) for cid in existing]},
                    "sum_round": {"$ne": tag}}
@@ -414,16 +412,13 @@ class Summariser:
                     {"_id": ObjectId(cid)}, {"$addToSet": {"thread_keys": {"$each": delta.keys}}})
 
     async def _create_missing(self, chunk: dict[str, Delta], tag: str) -> None:
-        """Create (filled in) the conversations of `chunk` that do not exist yet, with their
-        contacts and aliases; those another process created first join the update."""
-        unknown = [cid for cid in chunk if cid not in self._exists]
-        if not unknown:
-            return
-        async for doc in self.db.conversations.find(
-                {"_id": {"$in": [ObjectId(c) for c in unknown]}}, {"_id": 1}):
-            self._exists.add(str(doc["_id"]))
-        new = {cid: chunk[cid] for cid in unknown if cid not in self._exists
-               and chunk[cid].first is not None}
+        """Create (filled in) the conversations of `chunk` not known to exist, with their
+        contacts and aliases; those that did exist (another process created them, or this
+        one before a restart) are told by their duplicate key, and join the update. No read
+        first: on a busy database each command waits its turn, and a new chat is listed only
+        once its round is through."""
+        new = {cid: d for cid, d in chunk.items() if cid not in self._exists
+               and d.first is not None}
         if not new:
             return
         contacts = {str(c["_id"]): c for c in (new_contact(d.first) for d in new.values()
