@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import socket
@@ -322,7 +323,7 @@ class Summariser:
             budget = NEW_WITHIN
         else:
             # never more than STALE_AFTER behind the oldest message waiting for its round
-            oldest = min((d.since for d in list(self._pending.values())[:CHUNK]),
+            oldest = min((d.since for d in itertools.islice(self._pending.values(), CHUNK)),
                          default=datetime.now(UTC))
             behind = (datetime.now(UTC) - oldest).total_seconds()
             budget = min(BUSY_WAIT_MAX, STALE_AFTER - behind,
@@ -344,8 +345,8 @@ class Summariser:
                     taken[cid] = delta
                     if len(taken) >= CHUNK:
                         break
-        if not taken:  # what was new became known meanwhile, or the reverse
-            taken = dict(list(self._pending.items())[:CHUNK])
+        if not taken:  # what was new became known during the yield (a repair, a check)
+            taken = dict(itertools.islice(self._pending.items(), CHUNK))
         for cid in taken:
             del self._pending[cid]
         return taken
@@ -427,11 +428,9 @@ class Summariser:
         docs = [new_conversation(cid, delta, tag) for cid, delta in new.items()]
         taken = await insert_ignoring_duplicates(self.db.conversations, docs)
         created = [d for i, d in enumerate(docs) if i not in taken]
+        # those in `taken` existed already: this round's messages are added to them as updates
         for doc in docs:
             self._exists.add(str(doc["_id"]))
-        # another process created these first: this round's messages are added as updates
-        for i in taken:
-            self._exists.add(str(docs[i]["_id"]))
         if created:
             self.created += len(created)
             floor = min(d["sk"] for d in created)
