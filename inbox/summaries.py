@@ -50,6 +50,7 @@ import socket
 import time
 from collections import Counter, OrderedDict
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from bson import ObjectId
 from pymongo.errors import PyMongoError
@@ -85,6 +86,27 @@ BUSY_SHARE = 0.35  # a saturated inbox spends about this share of database time 
 STALE_AFTER = 2.0
 _HOST = socket.gethostname()
 
+# (the conversation about to be inserted, its first message, its contact when this round
+# created that contact too, else None)
+NewConversation = tuple[Doc, Doc, Doc | None]
+
+
+class CreationHooks(Protocol):
+    """What another layer adds to conversations as they are created, without a write of its
+    own after them (teams/router.py: a routing decision that needs nothing but the first
+    message and a new contact; on the embedded server the update that would record it later
+    costs more than the insert itself)."""
+
+    async def prefill(self, new: list[NewConversation]) -> None:
+        """Add fields to the conversations before their insert (those inserted by another
+        process meanwhile are dropped whatever they were given)."""
+
+    def created(self, new: list[NewConversation]) -> None:
+        """These conversations, as prefilled, were inserted by this process."""
+
+    async def recovered(self, conv_ids: list[str]) -> None:
+        """A dead process's conversations were rebuilt: finish what it may not have."""
+
 class _Seen:
     """Conversation ids known to exist (a bounded set)."""
 
@@ -110,6 +132,7 @@ class Summariser:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.owner = str(ObjectId())
+        self.hooks: CreationHooks | None = None
         self._pending: dict[str, Delta] = {}
         self._in_flight: dict[str, Delta] = {}
         self._inserting: Counter[str] = Counter()  # conversation → batches being inserted
@@ -424,10 +447,23 @@ class Summariser:
             return
         contacts = {str(c["_id"]): c for c in (new_contact(d.first) for d in new.values()
                                                if d.first is not None)}
-        await insert_ignoring_duplicates(self.db.contacts, list(contacts.values()))
+        existed = await insert_ignoring_duplicates(self.db.contacts, list(contacts.values()))
+        fresh = {cid for i, cid in enumerate(contacts) if i not in existed}
         docs = [new_conversation(cid, delta, tag) for cid, delta in new.items()]
+        items: list[NewConversation] = [
+            (doc, delta.first, contacts[doc["contact_id"]] if doc["contact_id"] in fresh
+             else None) for doc, delta in zip(docs, new.values(), strict=True)
+            if delta.first is not None]
+        if self.hooks is not None:
+            try:
+                await self.hooks.prefill(items)
+            except Exception:  # the conversation is worth more than what a hook adds
+                log.exception("summaries: a creation hook failed; created without it")
         taken = await insert_ignoring_duplicates(self.db.conversations, docs)
         created = [d for i, d in enumerate(docs) if i not in taken]
+        if self.hooks is not None and created:
+            ours = {id(d) for d in created}
+            self.hooks.created([item for item in items if id(item[0]) in ours])
         # those in `taken` existed already: this round's messages are added to them as updates
         for doc in docs:
             self._exists.add(str(doc["_id"]))
@@ -473,6 +509,7 @@ class Summariser:
             dirty = list(dict.fromkeys(str(c) for c in [*(hb.get("dirty") or []), *marked]))
             for conv_id in dirty:
                 await self.rebuild(conv_id)
+            await self._recovered(dirty)
             done += len(dirty)
             if dirty:
                 log.warning("summaries: rebuilt %d conversations a stopped process left",
@@ -499,6 +536,7 @@ class Summariser:
                 for conv_id in conv_ids:
                     async with self._lock:
                         await self.rebuild(conv_id)
+                await self._recovered(conv_ids)
                 await self.db.meta.delete_one({"_id": hb_id})
                 self.repaired += len(conv_ids)
             finally:
@@ -508,6 +546,10 @@ class Summariser:
         self._checks.add(task)
         task.add_done_callback(self._checks.discard)
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _recovered(self, conv_ids: list[str]) -> None:
+        if self.hooks is not None and conv_ids:
+            await self.hooks.recovered(conv_ids)
 
     async def rebuild(self, conv_id: str) -> None:
         """A conversation's summary from its messages alone (created when missing)."""

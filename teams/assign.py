@@ -264,7 +264,7 @@ class Assigner:
                 self.db.conversations, [oid(i) for i in ids], {"routing.at": now}, {"_id": 1})}
         outcomes = {i: "taken" for i in ids}
         ours = [c for c in convs if str(c["_id"]) in mine]
-        await self._history_many(ours)
+        await self.history_many(ours)
         if team is None:
             outcomes.update((str(c["_id"]), "recorded") for c in ours)
             return outcomes
@@ -287,7 +287,7 @@ class Assigner:
             await self.drain(team_id)
         return outcomes
 
-    async def _history_many(self, convs: Sequence[Mapping[str, Any]]) -> None:
+    async def history_many(self, convs: Sequence[Mapping[str, Any]]) -> None:
         """Contact history entries of conversations recorded without an agent."""
         docs = [{"_id": str(c["_id"]), "contact_id": str(c["contact_id"]),
                  "created_at": c.get("created_at") or self.clock.now(),

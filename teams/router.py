@@ -8,12 +8,25 @@ routes the conversation, the others skip it. It then waits for the first message
 the conversation a moment before its messages), applies the routing rules and hands the
 decision to the `Assigner`, whose compare-and-set on the conversation records it once.
 
+A conversation whose decision needs nothing but its first message is routed as it is
+created instead (`prefill`, a creation hook of inbox/summaries.py): a new contact has no
+agent to return to, so a decision naming no team is final, and it is inserted with the
+conversation, with no claim and no update after it (on the embedded server that update
+rewrote every index entry of the conversation and cost four times its insert). What routing
+does after the decision (the contact's history, the search entries, the observers) follows
+in the creating process, from `created`; the change feed's copy of such an insert is skipped
+everywhere. A decision naming a team, or a contact seen before (the agent who served them
+last), goes through the claim as above.
+
 The resume token is kept in `meta` ("router"), with `through`: the creation time before which
 every conversation is known to be handled. On start, on a lost token (error 286) and every
 `SWEEP_EVERY` seconds, conversations active since then that carry no routing decision are
 swept up by a range on the `sk` index (a conversation's `sk` only moves forward from its
 creation, so "created since T" is inside "sk since T"); a claim whose process died
-(`CLAIM_LEASE`) is taken over.
+(`CLAIM_LEASE`) is taken over. Conversations routed at creation are finished by their
+creator, retried until it succeeds; after a restart (or a lost token) those since `through`
+that have no contact history yet are finished by the sweep, and those of a process that died
+for good by whoever repairs its summaries (`recovered`).
 """
 
 from __future__ import annotations
@@ -30,7 +43,7 @@ from pymongo.errors import BulkWriteError, PyMongoError
 
 from inbox.changes import ChangeFeed, HistoryLost, Subscription
 from inbox.clock import Clock
-from inbox.db import Database, Doc
+from inbox.db import Database, Doc, find_in
 from inbox.paging import make_sk
 from inbox.tasks import cancel_and_wait
 from teams import hours
@@ -51,6 +64,25 @@ CONV_FIELDS = {"_id": 1, "account_id": 1, "platform": 1, "kind": 1, "contact_id"
                "customer_locale": 1, "created_at": 1, "sk": 1, "title": 1}
 
 Hook = Callable[[list[tuple[Doc, Doc | None, Doc]]], Any]  # (conversation, contact, decision)
+RETRY_AFTER = 1.0  # s before a failed batch of conversations routed at creation is retried
+_NOT_DECISION = ("at", "agent_id", "returning", "steps", "by")
+
+
+def routed_at_creation(conv: Doc) -> bool:
+    return (conv.get("routing") or {}).get("by") == "creation"
+
+
+def _decision_of(conv: Doc) -> Doc:
+    return {k: v for k, v in (conv.get("routing") or {}).items() if k not in _NOT_DECISION}
+
+
+def _sample(conv: Doc, first: Doc | None, contact: Doc | None) -> Sample:
+    return Sample(platform=conv.get("platform"), account_id=conv.get("account_id"),
+                  kind=conv.get("kind"),
+                  language=conv.get("customer_locale")
+                  or ((first or {}).get("author") or {}).get("locale"),
+                  text=str((first or {}).get("text") or ""),
+                  labels=tuple((contact or {}).get("labels") or ()))
 
 
 class Router:
@@ -66,8 +98,11 @@ class Router:
         self._own_feed: ChangeFeed | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: dict[str, Doc] = {}
+        self._contacts_of: dict[str, Doc] = {}  # conversation → the contact created with it
+        self._prefilled: dict[str, Doc] = {}  # the same, for the round being inserted
         self._wake = asyncio.Event()
         self.routed = 0
+        self.routed_at_creation = 0
         self.skipped = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -87,7 +122,7 @@ class Router:
         self._tasks = [asyncio.create_task(self._watch(sub), name="router-watch"),
                        asyncio.create_task(self._work(), name="router-work"),
                        asyncio.create_task(self._background(), name="router-tick")]
-        await self.sweep(meta.get("through"))
+        await self.sweep(meta.get("through"), created_too=True)
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
@@ -111,13 +146,13 @@ class Router:
                 sub = self.feed.subscribe("router", ["conversations"], ["insert"])
                 try:
                     meta = await self.db.meta.find_one({"_id": "router"}) or {}
-                    await self.sweep(meta.get("through"))
+                    await self.sweep(meta.get("through"), created_too=True)
                 except PyMongoError as exc:
                     log.warning("router: the sweep failed (%s)", type(exc).__name__)
                 continue
             for change in batch.changes:
                 doc = change.get("fullDocument")
-                if doc:
+                if doc and "routing" not in doc:  # routed at creation: its creator finishes it
                     self._pending[str(doc["_id"])] = doc
                     self._wake.set()
             token = batch.token or token
@@ -148,6 +183,11 @@ class Router:
                 except PyMongoError as exc:
                     log.warning("router: a batch failed (%s); the sweep retries it",
                                 type(exc).__name__)
+                    again = [d for d in batch if routed_at_creation(d)]
+                    if again:  # no sweep looks for these while this process runs
+                        await asyncio.sleep(RETRY_AFTER)
+                        for doc in again:
+                            self._pending.setdefault(str(doc["_id"]), doc)
 
     async def _background(self) -> None:
         loop = asyncio.get_running_loop()
@@ -167,17 +207,94 @@ class Router:
 
     # ------------------------------------------------------------------ routing
 
-    async def sweep(self, since: datetime | None) -> int:
-        """Route conversations active since `since` that no process has routed."""
+    async def sweep(self, since: datetime | None, *, created_too: bool = False) -> int:
+        """Route conversations active since `since` that no process has routed; with
+        `created_too` (after a restart), finish those routed at creation that have no
+        contact history yet (their creator stopped before it wrote it)."""
         since = _aware(since) if since else self.clock.now() - SWEEP_BACK
         lo = make_sk(since - MARGIN, ObjectId("0" * 24))
+        wanted: Doc = {"routing": {"$exists": False}}
+        if created_too:
+            wanted = {"$or": [wanted, {"routing.by": "creation"}]}
         docs = await self.db.conversations.find(
-            {"sk": {"$gte": lo}, "routing": {"$exists": False}}, CONV_FIELDS,
+            {"sk": {"$gte": lo}, **wanted}, {**CONV_FIELDS, "routing": 1, "labels": 1},
             hint=[("sk", -1)]).to_list()
         fresh = [d for d in docs if _aware(d.get("created_at")) >= since - MARGIN]
+        unfinished = await self._unfinished([d for d in fresh if routed_at_creation(d)])
+        fresh = [d for d in fresh if not routed_at_creation(d)] + unfinished
         if fresh:
             await self.handle(fresh, sweeping=True)
         return len(fresh)
+
+    async def _unfinished(self, docs: list[Doc]) -> list[Doc]:
+        """Those of `docs` (routed at creation) whose contact history is not written."""
+        if not docs:
+            return []
+        have = {d["_id"] for d in await find_in(self.db.contact_history,
+                                                [str(d["_id"]) for d in docs], None, {"_id": 1})}
+        return [d for d in docs if str(d["_id"]) not in have]
+
+    # ------------------------------------------------------------------ routed at creation
+
+    async def prefill(self, new: list[tuple[Doc, Doc, Doc | None]]) -> None:
+        """Route, before their insert, the new conversations whose decision is final: a
+        contact created with the conversation (nobody served them before) and rules that
+        name no team. The others get nothing and are routed after their insert."""
+        items = [(conv, first, contact) for conv, first, contact in new
+                 if contact is not None and first.get("direction", "in") == "in"]
+        if not items:
+            return
+        rules = await self.teams.rules()
+        teams = await self.teams.teams()
+        now = self.clock.now()
+        in_hours = now_in_hours(teams, now, hours.is_open)
+        self._prefilled = {}
+        decided = [(conv, contact, decide(rules, _sample(conv, first, contact), in_hours))
+                   for conv, first, contact in items]
+        for conv, contact, decision in decided:
+            if decision.team_id is not None:
+                continue
+            doc = decision.as_doc()
+            conv.update({
+                "team_id": None, "priority": doc.get("priority") or "normal",
+                "queued_since": None,
+                "labels": list(dict.fromkeys([*conv.get("labels", []), *doc["labels"]])),
+                "routing": {**doc, "at": now, "agent_id": None, "returning": False,
+                            "by": "creation",
+                            "steps": [{"at": now, "step": "routed", "team_id": None,
+                                       "rule_id": doc.get("rule_id")}]}})
+            self._prefilled[str(conv["_id"])] = contact
+
+    def created(self, new: list[tuple[Doc, Doc, Doc | None]]) -> None:
+        for conv, _, _ in new:
+            conv_id = str(conv["_id"])
+            if routed_at_creation(conv) and conv_id in self._prefilled:
+                self._contacts_of[conv_id] = self._prefilled[conv_id]
+                self._pending[conv_id] = conv
+                self._wake.set()
+        self._prefilled = {}
+
+    async def recovered(self, conv_ids: list[str]) -> None:
+        """Finish the conversations a dead process routed at creation and may not have."""
+        oids = [ObjectId(c) for c in conv_ids if ObjectId.is_valid(c)]
+        docs = await find_in(self.db.conversations, oids, {"routing.by": "creation"},
+                             {**CONV_FIELDS, "routing": 1, "labels": 1})
+        unfinished = await self._unfinished(docs)
+        if unfinished:
+            await self.handle(unfinished)
+
+    async def _finish(self, docs: list[Doc]) -> None:
+        """After a decision made at creation: the contact's history, then the hook."""
+        contacts = {str(d["_id"]): self._contacts_of.pop(str(d["_id"]), None) for d in docs}
+        read = await self._contacts(d.get("contact_id") for d in docs
+                                    if contacts[str(d["_id"])] is None)
+        for doc in docs:
+            contacts[str(doc["_id"])] = contacts[str(doc["_id"])] or read.get(
+                str(doc.get("contact_id") or ""))
+        await self.assigner.history_many(docs)
+        self.routed += len(docs)
+        self.routed_at_creation += len(docs)
+        await self._after([(d, contacts[str(d["_id"])], _decision_of(d)) for d in docs])
 
     async def _claim(self, docs: list[Doc], *, sweeping: bool) -> list[Doc]:
         now = self.clock.now()
@@ -202,7 +319,13 @@ class Router:
         return mine
 
     async def handle(self, docs: list[Doc], *, sweeping: bool = False) -> None:
-        mine = await self._claim(docs, sweeping=sweeping)
+        decided = [d for d in docs if routed_at_creation(d)]
+        if decided:
+            await self._finish(decided)
+        if len(decided) == len(docs):
+            return
+        mine = await self._claim([d for d in docs if not routed_at_creation(d)],
+                                 sweeping=sweeping)
         if not mine:
             return
         firsts = await self._first_messages([str(d["_id"]) for d in mine])
@@ -212,17 +335,14 @@ class Router:
         in_hours = now_in_hours(teams, self.clock.now(), hours.is_open)
         routed: list[tuple[Doc, Doc | None, Doc]] = []
         for doc in mine:
-            first = firsts.get(str(doc["_id"]))
             contact = contacts.get(str(doc.get("contact_id") or ""))
-            sample = Sample(platform=doc.get("platform"), account_id=doc.get("account_id"),
-                            kind=doc.get("kind"),
-                            language=doc.get("customer_locale")
-                            or ((first or {}).get("author") or {}).get("locale"),
-                            text=str((first or {}).get("text") or ""),
-                            labels=tuple((contact or {}).get("labels") or ()))
+            sample = _sample(doc, firsts.get(str(doc["_id"])), contact)
             routed.append((doc, contact, decide(rules, sample, in_hours).as_doc()))
         outcomes = await self.assigner.route_many([(doc, d) for doc, _, d in routed])
         self.routed += sum(outcome != "taken" for outcome in outcomes)
+        await self._after(routed)
+
+    async def _after(self, routed: list[tuple[Doc, Doc | None, Doc]]) -> None:
         if self.on_routed is not None:
             try:
                 await self.on_routed(routed)

@@ -8,6 +8,7 @@ from typing import Any
 
 from inbox.clock import Clock
 from inbox.db import Database, Doc
+from inbox.summaries import Summariser
 from teams import db as team_db
 from teams.assign import Assigner
 from teams.names import NamePolicies
@@ -20,12 +21,15 @@ log = logging.getLogger(__name__)
 
 
 class TeamWork:
-    def __init__(self, db: Database, settings: TeamSettings, brand: str, clock: Clock) -> None:
+    def __init__(self, db: Database, settings: TeamSettings, brand: str, clock: Clock, *,
+                 summaries: Summariser | None = None) -> None:
         self.db = db
+        self.summaries = summaries  # where new conversations are created: routed as they are
         self.settings = settings
         self.store = TeamStore(db)
         self.assigner = Assigner(db, self.store, clock, default_cap=settings.default_max_open)
         self.router = Router(db, self.store, self.assigner, clock, on_routed=self._routed)
+        self._hook()  # now: the summaries' repair at start may already need `recovered`
         self.indexer = Indexer(db)
         self.search = Search(db)
         self.names = NamePolicies(db, self.store, brand)
@@ -48,6 +52,10 @@ class TeamWork:
                 except Exception:  # an observer must not stop routing
                     log.exception("team work: an observer failed after routing")
 
+    def _hook(self) -> None:
+        if self.summaries is not None and self.settings.routing:
+            self.summaries.hooks = self.router
+
     async def status_changed(self, conv: Doc, status: str) -> None:
         """Called by whoever changed a conversation's status through the assigner."""
         for observer in self.observers:
@@ -63,11 +71,14 @@ class TeamWork:
         await self.setup()
         if self.settings.routing:
             await self.router.start()
+            self._hook()
         if self.settings.search_indexing:
             await self.indexer.start()
         self.started = True
 
     async def stop(self) -> None:
+        if self.summaries is not None and self.summaries.hooks is self.router:
+            self.summaries.hooks = None
         await self.router.stop()
         await self.indexer.stop()
         self.started = False

@@ -126,7 +126,8 @@ def build_services(settings: Settings, client: AsyncMongoClient[Doc], secret_key
     services.webhooks = webhooks.Webhooks(services)
     from teams.service import TeamWork
 
-    services.teams = TeamWork(db, settings.teams, settings.identity.brand, clock)
+    services.teams = TeamWork(db, settings.teams, settings.identity.brand, clock,
+                              summaries=store.ingestor.summaries)
     from measures.service import Measures
 
     services.measures = Measures(db, clock, settings.sla, settings.csat, settings.identity,

@@ -1,0 +1,187 @@
+"""A new customer whose rules name no team is routed as their conversation is created: the
+decision is inserted with it (no claim, no update after it), and the rest of routing (contact
+history, search entries, observers) follows in the creating process, after a restart, or from
+whoever repairs the summaries of a process that died. A rule naming a team, or a customer seen
+before, still goes through the router's claim. Against the real embedded database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from bson import ObjectId
+
+from inbox.agents import Agents
+from inbox.clock import FixedClock
+from inbox.db import Database
+from inbox.store import Store
+from teams.service import TeamWork
+from teams.settings import TeamSettings
+from tests.helpers import inbound
+
+T0 = datetime(2026, 9, 22, 2, 0, tzinfo=UTC)
+
+
+class Observer:
+    """What team work's observers are told (measures/auto.py is the real one)."""
+
+    def __init__(self) -> None:
+        self.routed_: list[tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]] = []
+
+    async def routed(self, conv: Any, contact: Any, decision: Any) -> None:
+        self.routed_.append((conv, contact, decision))
+
+    async def status_changed(self, conv: Any, status: str) -> None:
+        return None
+
+
+def team_work(db: Database, store: Store) -> TeamWork:
+    return TeamWork(db, TeamSettings(routing=True, search_indexing=False), "Acme",
+                    FixedClock(T0), summaries=store.ingestor.summaries)
+
+
+@pytest.fixture
+async def work(db: Database, store: Store) -> AsyncIterator[TeamWork]:
+    w = team_work(db, store)
+    await w.start()
+    yield w
+    await w.stop()
+
+
+async def until(check: Any, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def new_chat(store: Store, n: int, text: str, user: str) -> dict[str, Any]:
+    result = await store.ingest(inbound(n, thread=f"t{n}", user=user, text=text,
+                                        name=f"客户{user}"))
+    await store.settle()
+    doc = await store.db.conversations.find_one({"_id": ObjectId(result.conversation_id)})
+    assert doc is not None
+    return doc
+
+
+async def test_a_new_customer_without_a_team_is_routed_with_the_insert(
+        store: Store, db: Database, work: TeamWork) -> None:
+    seen = Observer()
+    work.observers.append(seen)
+    await work.store.create_rule(await work.store.clean_rule(
+        {"name": "invoices", "conditions": {"keywords": ["发票"]},
+         "actions": {"labels": ["invoice"], "priority": "high"}}, platforms=[]))
+    async with await db.conversations.watch() as stream:
+        conv = await new_chat(store, 1, "请开发票", "u1")
+        events = []
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(1.5):
+                async for change in stream:
+                    events.append(change)
+    assert [e["operationType"] for e in events] == ["insert"]  # nothing written after it
+    inserted = events[0]["fullDocument"]
+    assert inserted["routing"]["by"] == "creation"
+    assert inserted["routing"]["rule_name"] == "invoices"
+    assert [s["step"] for s in inserted["routing"]["steps"]] == ["routed"]
+    assert (inserted["team_id"], inserted["priority"], inserted["labels"]) == (
+        None, "high", ["invoice"])
+    assert inserted["queued_since"] is None and inserted["assignee_id"] is None
+    assert conv["routing"] == inserted["routing"]
+
+    async def finished() -> bool:
+        return await db.contact_history.count_documents({}) == 1 and len(seen.routed_) == 1
+
+    await until(finished)
+    history = await db.contact_history.find_one({"_id": str(conv["_id"])})
+    assert history and history["agent_id"] is None
+    assert history["contact_id"] == conv["contact_id"]
+    assert await db.route_claims.count_documents({}) == 0
+    entry = await db.search_index.find_one({"_id": f"c:{conv['_id']}"})
+    assert entry is not None and "客户u1" in str(entry)
+    routed_conv, contact, decision = seen.routed_[0]
+    assert routed_conv["_id"] == conv["_id"] and contact and contact["name"] == "客户u1"
+    assert decision["labels"] == ["invoice"] and decision["team_id"] is None
+    assert "steps" not in decision
+    assert (work.router.routed, work.router.routed_at_creation) == (1, 1)
+
+
+async def test_a_team_rule_or_a_returning_customer_goes_through_the_claim(
+        store: Store, db: Database, work: TeamWork) -> None:
+    ann = str((await Agents(db).create("ann", display_name="Ann", password="x" * 10))["_id"])
+    await db.agents.update_one({"_id": ObjectId(ann)}, {"$set": {"availability": "online"}})
+    team = await work.store.create_team({"name": "售后", "members": [ann]})
+    await work.store.create_rule(await work.store.clean_rule(
+        {"name": "refunds", "conditions": {"keywords": ["退款"]},
+         "actions": {"team_id": str(team["_id"])}}, platforms=[]))
+    first = await new_chat(store, 1, "我要退款", "loyal")
+    assert "routing" not in first
+
+    async def assigned(conv_id: Any) -> bool:
+        doc = await db.conversations.find_one({"_id": conv_id})
+        return bool(doc and doc.get("assignee_id"))
+
+    await until(lambda: assigned(first["_id"]))
+    # the same customer again, with a message no rule names a team for: they have an agent
+    # to return to, so the router decides, and gives it back to her
+    again = await new_chat(store, 2, "你好", "loyal")
+    assert "routing" not in again
+    await until(lambda: assigned(again["_id"]))
+    doc = await db.conversations.find_one({"_id": again["_id"]})
+    assert doc and doc["assignee_id"] == ann and doc["routing"]["returning"] is True
+    assert "by" not in doc["routing"]
+    assert await db.route_claims.count_documents({}) == 2
+    assert work.router.routed_at_creation == 0
+
+
+async def test_a_restart_finishes_what_its_creator_did_not(
+        store: Store, db: Database) -> None:
+    stopped = team_work(db, store)
+    await stopped.setup()
+    store.ingestor.summaries.hooks = stopped.router  # routes at creation, never finishes
+    convs = [await new_chat(store, n, "在吗", f"u{n}") for n in range(3)]
+    assert all(c["routing"]["by"] == "creation" for c in convs)
+    assert await db.contact_history.count_documents({}) == 0
+    restarted = team_work(db, store)
+    await restarted.start()
+    try:
+        assert restarted.router.routed_at_creation == 3  # by the sweep in `start`
+        history = {d["_id"] async for d in db.contact_history.find({})}
+        assert history == {str(c["_id"]) for c in convs}
+        assert await db.search_index.count_documents(
+            {"_id": {"$in": [f"c:{c['_id']}" for c in convs]}}) == 3
+        # a later sweep of the same span finds nothing left to do
+        assert await restarted.router.sweep(T0, created_too=True) == 0
+    finally:
+        await restarted.stop()
+
+
+async def test_a_dead_process_is_finished_by_whoever_repairs_its_summaries(
+        store: Store, db: Database) -> None:
+    dead = team_work(db, store)
+    await dead.setup()
+    store.ingestor.summaries.hooks = dead.router
+    conv = await new_chat(store, 1, "在吗", "u1")
+    assert conv["routing"]["by"] == "creation"
+    await db.meta.insert_one({"_id": "ingestor:dead", "kind": "ingestor", "host": "elsewhere",
+                              "pid": 1, "dirty": [str(conv["_id"])], "recent": [],
+                              "alive_at": datetime.now(UTC) - timedelta(minutes=5)})
+    # the router's restart sweep looks after the moment of the conversation: only the repair
+    # can finish it
+    await db.meta.insert_one({"_id": "router", "token": None,
+                              "through": datetime.now(UTC) + timedelta(hours=1)})
+    other = Store(db)
+    alive = team_work(db, other)
+    await other.setup()  # repairs what stopped processes left, before it takes traffic
+    await alive.start()
+    try:
+        assert other.ingestor.summaries.repaired == 1
+        assert await db.contact_history.find_one({"_id": str(conv["_id"])}) is not None
+        assert alive.router.routed_at_creation == 1
+        assert await db.meta.find_one({"_id": "ingestor:dead"}) is None
+    finally:
+        await alive.stop()
+
