@@ -107,6 +107,7 @@ class CreationHooks(Protocol):
     async def recovered(self, conv_ids: list[str]) -> None:
         """A dead process's conversations were rebuilt: finish what it may not have."""
 
+
 class _Seen:
     """Conversation ids known to exist (a bounded set)."""
 
