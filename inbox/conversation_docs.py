@@ -129,18 +129,31 @@ def round_pipeline(table: dict[str, Doc], tag: str) -> list[Doc]:
 
 async def insert_ignoring_duplicates(coll: Any, docs: list[Doc]) -> set[int]:
     """insert_many that treats duplicate keys as "already there"; returns their indexes."""
+    return (await insert_new(coll, docs))[0]
+
+
+async def insert_new(coll: Any, docs: list[Doc]) -> tuple[set[int], bool]:
+    """`insert_ignoring_duplicates`, and whether the insert was tried again after an outage
+    (then the first try may have stored some of those it reports as already there)."""
     if not docs:
-        return set()
+        return set(), False
+    tries = 0
+
+    def insert() -> Any:
+        nonlocal tries
+        tries += 1
+        return coll.insert_many(docs, ordered=False)
+
     try:
-        await retrying(lambda: coll.insert_many(docs, ordered=False))
+        await retrying(insert)
     except BulkWriteError as exc:
         taken: set[int] = set()
         for err in exc.details.get("writeErrors", []):
             if err.get("code") != 11000:
                 raise
             taken.add(int(err["index"]))
-        return taken
-    return set()
+        return taken, tries > 1
+    return set(), tries > 1
 
 
 def transient(exc: PyMongoError) -> bool:

@@ -36,6 +36,11 @@ predecessor's `dirty` before it takes traffic, and its `recent` right after, beh
 A round whose write fails is retried
 as the same statement, made idempotent by a per-round tag.
 
+Another layer may fill in conversations as they are created (`CreationHooks`: the router
+writes a new customer's routing decision into the insert instead of updating it after);
+what its hooks have not finished stays listed in the heartbeat as `recent`, and a repair of
+a dead process's heartbeat hands them back to the hooks (`recovered`).
+
 Needs MongoDB 5.0 or later (`$getField`) when not on the embedded server.
 """
 
@@ -58,13 +63,14 @@ from pymongo.errors import PyMongoError
 from inbox.conversation_docs import (
     Delta,
     insert_ignoring_duplicates,
+    insert_new,
     new_contact,
     new_conversation,
     preview_of_doc,
     retrying,
     round_pipeline,
 )
-from inbox.db import Database, Doc
+from inbox.db import Database, Doc, find_in
 from inbox.ids import alias_oid
 
 log = logging.getLogger(__name__)
@@ -103,6 +109,10 @@ class CreationHooks(Protocol):
 
     def created(self, new: list[NewConversation]) -> None:
         """These conversations, as prefilled, were inserted by this process."""
+
+    def unfinished(self) -> set[str]:
+        """Conversations created here whose hook work is not done yet: the heartbeat lists
+        them (as `recent`) until it is, so that a repair after a crash finds them."""
 
     async def recovered(self, conv_ids: list[str]) -> None:
         """A dead process's conversations were rebuilt: finish what it may not have."""
@@ -186,6 +196,9 @@ class Summariser:
         if self._registered and not self._dirty():
             with contextlib.suppress(PyMongoError, TimeoutError):
                 async with asyncio.timeout(2):
+                    if self._unfinished():  # left listed for the next start's repair
+                        await self._heartbeat()
+                        return
                     await self.db.summary_marks.delete_many(_marks_of(self._meta_id))
                     await self.db.meta.delete_one({"_id": self._meta_id})
 
@@ -202,6 +215,9 @@ class Summariser:
     def _dirty(self) -> set[str]:
         return {*self._pending, *self._in_flight, *self._inserting}
 
+    def _unfinished(self) -> set[str]:
+        return self.hooks.unfinished() if self.hooks is not None else set()
+
     def _mark_id(self, seq: int) -> str:
         return f"{self._meta_id}#{seq:012d}"
 
@@ -215,7 +231,7 @@ class Summariser:
         cutoff = time.monotonic() - STICKY
         for conv_id in [c for c, at in self._recent.items() if at < cutoff]:
             del self._recent[conv_id]
-        recent = set(self._recent) - dirty
+        recent = (set(self._recent) | self._unfinished()) - dirty
         await self.db.meta.update_one(
             {"_id": self._meta_id},
             {"$set": {"kind": "ingestor", "host": _HOST, "pid": os.getpid(),
@@ -455,16 +471,22 @@ class Summariser:
             (doc, delta.first, contacts[doc["contact_id"]] if doc["contact_id"] in fresh
              else None) for doc, delta in zip(docs, new.values(), strict=True)
             if delta.first is not None]
-        if self.hooks is not None:
+        hooks = self.hooks  # the same for the whole round, whoever changes it meanwhile
+        if hooks is not None:
             try:
-                await self.hooks.prefill(items)
+                await hooks.prefill(items)
             except Exception:  # the conversation is worth more than what a hook adds
                 log.exception("summaries: a creation hook failed; created without it")
-        taken = await insert_ignoring_duplicates(self.db.conversations, docs)
+        taken, retried = await insert_new(self.db.conversations, docs)
+        if taken and retried:  # the first try may have inserted some: those are ours
+            ours = {d["_id"] for d in await find_in(
+                self.db.conversations, [docs[i]["_id"] for i in taken], {"sum_round": tag},
+                {"_id": 1})}
+            taken = {i for i in taken if docs[i]["_id"] not in ours}
         created = [d for i, d in enumerate(docs) if i not in taken]
-        if self.hooks is not None and created:
-            ours = {id(d) for d in created}
-            self.hooks.created([item for item in items if id(item[0]) in ours])
+        if hooks is not None and created:
+            mine = {id(d) for d in created}
+            hooks.created([item for item in items if id(item[0]) in mine])
         # those in `taken` existed already: this round's messages are added to them as updates
         for doc in docs:
             self._exists.add(str(doc["_id"]))
@@ -489,10 +511,13 @@ class Summariser:
 
     async def repair(self) -> int:
         """Rebuild the conversations that processes which died left unsummarised."""
+        recovered: list[str] = []
         async with self._lock:  # never beside one of our own rounds: see rebuild
-            return await self._repair()
+            done = await self._repair(recovered)
+        await self._recovered(recovered)  # outside the lock: a hook may wait for a round
+        return done
 
-    async def _repair(self) -> int:
+    async def _repair(self, recovered: list[str]) -> int:
         cutoff = datetime.now(UTC) - DEAD_AFTER
         dead: list[Doc] = []
         async for hb in self.db.meta.find({"kind": "ingestor"}):
@@ -510,7 +535,7 @@ class Summariser:
             dirty = list(dict.fromkeys(str(c) for c in [*(hb.get("dirty") or []), *marked]))
             for conv_id in dirty:
                 await self.rebuild(conv_id)
-            await self._recovered(dirty)
+            recovered.extend(dirty)
             done += len(dirty)
             if dirty:
                 log.warning("summaries: rebuilt %d conversations a stopped process left",

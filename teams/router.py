@@ -24,9 +24,10 @@ every conversation is known to be handled. On start, on a lost token (error 286)
 swept up by a range on the `sk` index (a conversation's `sk` only moves forward from its
 creation, so "created since T" is inside "sk since T"); a claim whose process died
 (`CLAIM_LEASE`) is taken over. Conversations routed at creation are finished by their
-creator, retried until it succeeds; after a restart (or a lost token) those since `through`
-that have no contact history yet are finished by the sweep, and those of a process that died
-for good by whoever repairs its summaries (`recovered`).
+creator (a failed batch is tried again) and by `stop`; until they are, the creator's
+summaries heartbeat lists them (`unfinished`), so after a crash whoever repairs that
+heartbeat — the restarted process, or another one — finishes them (`recovered`: those with
+no contact history, which is written last).
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ CONV_FIELDS = {"_id": 1, "account_id": 1, "platform": 1, "kind": 1, "contact_id"
 
 Hook = Callable[[list[tuple[Doc, Doc | None, Doc]]], Any]  # (conversation, contact, decision)
 RETRY_AFTER = 1.0  # s before a failed batch of conversations routed at creation is retried
+FINISH_TRIES = 10  # then it is left to the repair after this process stops
+STOP_WAIT = 5.0  # s `stop` spends finishing them
 _NOT_DECISION = ("at", "agent_id", "returning", "steps", "by")
 
 
@@ -99,7 +102,8 @@ class Router:
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: dict[str, Doc] = {}
         self._contacts_of: dict[str, Doc] = {}  # conversation → the contact created with it
-        self._prefilled: dict[str, Doc] = {}  # the same, for the round being inserted
+        self._unfinished: dict[str, int] = {}  # routed at creation, not finished: tries so far
+        self._stopped = False
         self._wake = asyncio.Event()
         self.routed = 0
         self.routed_at_creation = 0
@@ -108,6 +112,7 @@ class Router:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        self._stopped = False
         meta = await self.db.meta.find_one({"_id": "router"})
         if meta is None:  # first start: conversations from before routing existed stay as
             await self.db.meta.update_one(  # they are
@@ -122,11 +127,17 @@ class Router:
         self._tasks = [asyncio.create_task(self._watch(sub), name="router-watch"),
                        asyncio.create_task(self._work(), name="router-work"),
                        asyncio.create_task(self._background(), name="router-tick")]
-        await self.sweep(meta.get("through"), created_too=True)
+        await self.sweep(meta.get("through"))
 
     async def stop(self) -> None:
+        self._stopped = True  # what is created from now on is routed after its insert
         await cancel_and_wait(self._tasks)
         self._tasks = []
+        decided = [d for d in self._pending.values() if routed_at_creation(d)]
+        if decided:  # else only a repair of this process's heartbeat would finish them
+            with contextlib.suppress(PyMongoError, TimeoutError):
+                async with asyncio.timeout(STOP_WAIT):
+                    await self._finish(decided)
         if self._own_feed is not None:
             await self._own_feed.stop()
             self.feed = self._own_feed = None
@@ -146,7 +157,7 @@ class Router:
                 sub = self.feed.subscribe("router", ["conversations"], ["insert"])
                 try:
                     meta = await self.db.meta.find_one({"_id": "router"}) or {}
-                    await self.sweep(meta.get("through"), created_too=True)
+                    await self.sweep(meta.get("through"))
                 except PyMongoError as exc:
                     log.warning("router: the sweep failed (%s)", type(exc).__name__)
                 continue
@@ -162,8 +173,8 @@ class Router:
                 await self._save(token)
 
     async def _save(self, token: Doc) -> None:
-        through = min([_aware(d.get("created_at")) for d in self._pending.values()]
-                      + [self.clock.now()]) - MARGIN
+        through = min([_aware(d.get("created_at")) for d in self._pending.values()
+                       if not routed_at_creation(d)] + [self.clock.now()]) - MARGIN
         with contextlib.suppress(PyMongoError):
             await self.db.meta.update_one({"_id": "router"},
                                           {"$set": {"token": token, "through": through}},
@@ -178,16 +189,45 @@ class Router:
                 batch = list(self._pending.values())[:64]
                 for doc in batch:
                     self._pending.pop(str(doc["_id"]), None)
-                try:
-                    await self.handle(batch)
-                except PyMongoError as exc:
-                    log.warning("router: a batch failed (%s); the sweep retries it",
-                                type(exc).__name__)
-                    again = [d for d in batch if routed_at_creation(d)]
-                    if again:  # no sweep looks for these while this process runs
-                        await asyncio.sleep(RETRY_AFTER)
-                        for doc in again:
-                            self._pending.setdefault(str(doc["_id"]), doc)
+                decided = [d for d in batch if routed_at_creation(d)]
+                if decided:
+                    try:
+                        await self._finish(decided)
+                    except PyMongoError as exc:
+                        log.warning("router: finishing %d conversations failed (%s); trying "
+                                    "again", len(decided), type(exc).__name__)
+                        self._again(decided)
+                rest = [d for d in batch if not routed_at_creation(d)]
+                if rest:
+                    try:
+                        await self.handle(rest)
+                    except PyMongoError as exc:
+                        log.warning("router: a batch failed (%s); the sweep retries it",
+                                    type(exc).__name__)
+
+    def _again(self, docs: list[Doc]) -> None:
+        """Queue conversations routed at creation once more, a moment from now (no sweep
+        looks for them while this process runs); after `FINISH_TRIES` they stay listed
+        as unfinished, for the repair once this process stops."""
+        retry = []
+        for doc in docs:
+            conv_id = str(doc["_id"])
+            tries = self._unfinished.get(conv_id, 0) + 1
+            if conv_id in self._unfinished:
+                self._unfinished[conv_id] = tries
+            if tries < FINISH_TRIES:
+                retry.append(doc)
+            else:
+                log.error("router: conversation %s could not be finished; left to the repair",
+                          conv_id)
+
+        def requeue() -> None:
+            for doc in retry:
+                self._pending.setdefault(str(doc["_id"]), doc)
+            self._wake.set()
+
+        if retry:
+            asyncio.get_running_loop().call_later(RETRY_AFTER, requeue)
 
     async def _background(self) -> None:
         loop = asyncio.get_running_loop()
@@ -207,26 +247,19 @@ class Router:
 
     # ------------------------------------------------------------------ routing
 
-    async def sweep(self, since: datetime | None, *, created_too: bool = False) -> int:
-        """Route conversations active since `since` that no process has routed; with
-        `created_too` (after a restart), finish those routed at creation that have no
-        contact history yet (their creator stopped before it wrote it)."""
+    async def sweep(self, since: datetime | None) -> int:
+        """Route conversations active since `since` that no process has routed."""
         since = _aware(since) if since else self.clock.now() - SWEEP_BACK
         lo = make_sk(since - MARGIN, ObjectId("0" * 24))
-        wanted: Doc = {"routing": {"$exists": False}}
-        if created_too:
-            wanted = {"$or": [wanted, {"routing.by": "creation"}]}
         docs = await self.db.conversations.find(
-            {"sk": {"$gte": lo}, **wanted}, {**CONV_FIELDS, "routing": 1, "labels": 1},
+            {"sk": {"$gte": lo}, "routing": {"$exists": False}}, CONV_FIELDS,
             hint=[("sk", -1)]).to_list()
         fresh = [d for d in docs if _aware(d.get("created_at")) >= since - MARGIN]
-        unfinished = await self._unfinished([d for d in fresh if routed_at_creation(d)])
-        fresh = [d for d in fresh if not routed_at_creation(d)] + unfinished
         if fresh:
             await self.handle(fresh, sweeping=True)
         return len(fresh)
 
-    async def _unfinished(self, docs: list[Doc]) -> list[Doc]:
+    async def _without_history(self, docs: list[Doc]) -> list[Doc]:
         """Those of `docs` (routed at creation) whose contact history is not written."""
         if not docs:
             return []
@@ -242,16 +275,15 @@ class Router:
         name no team. The others get nothing and are routed after their insert."""
         items = [(conv, first, contact) for conv, first, contact in new
                  if contact is not None and first.get("direction", "in") == "in"]
-        if not items:
+        if not items or self._stopped:
             return
         rules = await self.teams.rules()
         teams = await self.teams.teams()
         now = self.clock.now()
         in_hours = now_in_hours(teams, now, hours.is_open)
-        self._prefilled = {}
-        decided = [(conv, contact, decide(rules, _sample(conv, first, contact), in_hours))
+        decided = [(conv, decide(rules, _sample(conv, first, contact), in_hours))
                    for conv, first, contact in items]
-        for conv, contact, decision in decided:
+        for conv, decision in decided:
             if decision.team_id is not None:
                 continue
             doc = decision.as_doc()
@@ -263,38 +295,46 @@ class Router:
                             "by": "creation",
                             "steps": [{"at": now, "step": "routed", "team_id": None,
                                        "rule_id": doc.get("rule_id")}]}})
-            self._prefilled[str(conv["_id"])] = contact
 
     def created(self, new: list[tuple[Doc, Doc, Doc | None]]) -> None:
-        for conv, _, _ in new:
+        for conv, _, contact in new:
             conv_id = str(conv["_id"])
-            if routed_at_creation(conv) and conv_id in self._prefilled:
-                self._contacts_of[conv_id] = self._prefilled[conv_id]
+            if routed_at_creation(conv) and contact is not None:
+                self._unfinished[conv_id] = 0
+                self._contacts_of[conv_id] = contact
                 self._pending[conv_id] = conv
                 self._wake.set()
-        self._prefilled = {}
+
+    def unfinished(self) -> set[str]:
+        return set(self._unfinished)
 
     async def recovered(self, conv_ids: list[str]) -> None:
         """Finish the conversations a dead process routed at creation and may not have."""
         oids = [ObjectId(c) for c in conv_ids if ObjectId.is_valid(c)]
         docs = await find_in(self.db.conversations, oids, {"routing.by": "creation"},
                              {**CONV_FIELDS, "routing": 1, "labels": 1})
-        unfinished = await self._unfinished(docs)
-        if unfinished:
-            await self.handle(unfinished)
+        left = await self._without_history(docs)
+        if left:
+            await self._finish(left)
 
     async def _finish(self, docs: list[Doc]) -> None:
-        """After a decision made at creation: the contact's history, then the hook."""
-        contacts = {str(d["_id"]): self._contacts_of.pop(str(d["_id"]), None) for d in docs}
-        read = await self._contacts(d.get("contact_id") for d in docs
-                                    if contacts[str(d["_id"])] is None)
-        for doc in docs:
-            contacts[str(doc["_id"])] = contacts[str(doc["_id"])] or read.get(
-                str(doc.get("contact_id") or ""))
+        """After a decision made at creation: the search entries and the observers (the
+        hook), then the contact's history, which marks them finished (`recovered` redoes
+        those without it; the hook's work is idempotent, and observers act on teams)."""
+        ids = [str(d["_id"]) for d in docs]
+        contacts = {i: self._contacts_of.get(i) for i in ids}
+        read = await self._contacts(d.get("contact_id") for d, i in zip(docs, ids, strict=True)
+                                    if contacts[i] is None)
+        for doc, conv_id in zip(docs, ids, strict=True):
+            contacts[conv_id] = contacts[conv_id] or read.get(str(doc.get("contact_id") or ""))
+        await self._after([(d, contacts[i], _decision_of(d))
+                           for d, i in zip(docs, ids, strict=True)])
         await self.assigner.history_many(docs)
+        for conv_id in ids:
+            self._contacts_of.pop(conv_id, None)
+            self._unfinished.pop(conv_id, None)
         self.routed += len(docs)
         self.routed_at_creation += len(docs)
-        await self._after([(d, contacts[str(d["_id"])], _decision_of(d)) for d in docs])
 
     async def _claim(self, docs: list[Doc], *, sweeping: bool) -> list[Doc]:
         now = self.clock.now()
@@ -319,13 +359,14 @@ class Router:
         return mine
 
     async def handle(self, docs: list[Doc], *, sweeping: bool = False) -> None:
+        """Route new conversations (those routed at creation are finished instead)."""
         decided = [d for d in docs if routed_at_creation(d)]
         if decided:
             await self._finish(decided)
-        if len(decided) == len(docs):
+        rest = [d for d in docs if not routed_at_creation(d)]
+        if not rest:
             return
-        mine = await self._claim([d for d in docs if not routed_at_creation(d)],
-                                 sweeping=sweeping)
+        mine = await self._claim(rest, sweeping=sweeping)
         if not mine:
             return
         firsts = await self._first_messages([str(d["_id"]) for d in mine])

@@ -77,8 +77,8 @@ class TeamWork:
         self.started = True
 
     async def stop(self) -> None:
-        if self.summaries is not None and self.summaries.hooks is self.router:
-            self.summaries.hooks = None
+        # the router stays the summaries' hook: stopped, it routes nothing at creation, and
+        # what it could not finish keeps their heartbeat listed for the next start's repair
         await self.router.stop()
         await self.indexer.stop()
         self.started = False

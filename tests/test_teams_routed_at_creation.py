@@ -107,6 +107,7 @@ async def test_a_new_customer_without_a_team_is_routed_with_the_insert(
     assert decision["labels"] == ["invoice"] and decision["team_id"] is None
     assert "steps" not in decision
     assert (work.router.routed, work.router.routed_at_creation) == (1, 1)
+    assert work.router.unfinished() == set()
 
 
 async def test_a_team_rule_or_a_returning_customer_goes_through_the_claim(
@@ -137,51 +138,50 @@ async def test_a_team_rule_or_a_returning_customer_goes_through_the_claim(
     assert work.router.routed_at_creation == 0
 
 
-async def test_a_restart_finishes_what_its_creator_did_not(
-        store: Store, db: Database) -> None:
-    stopped = team_work(db, store)
-    await stopped.setup()
-    store.ingestor.summaries.hooks = stopped.router  # routes at creation, never finishes
-    convs = [await new_chat(store, n, "在吗", f"u{n}") for n in range(3)]
+async def test_a_process_that_stops_before_finishing_is_repaired_from_its_heartbeat(
+        db: Database) -> None:
+    one = Store(db)
+    crashed = team_work(db, one)  # its router never runs: nothing is finished
+    await one.setup()
+    convs = [await new_chat(one, n, "在吗", f"u{n}") for n in range(3)]
+    ids = {str(c["_id"]) for c in convs}
     assert all(c["routing"]["by"] == "creation" for c in convs)
+    assert crashed.router.unfinished() == ids
     assert await db.contact_history.count_documents({}) == 0
-    restarted = team_work(db, store)
-    await restarted.start()
-    try:
-        assert restarted.router.routed_at_creation == 3  # by the sweep in `start`
-        history = {d["_id"] async for d in db.contact_history.find({})}
-        assert history == {str(c["_id"]) for c in convs}
-        assert await db.search_index.count_documents(
-            {"_id": {"$in": [f"c:{c['_id']}" for c in convs]}}) == 3
-        # a later sweep of the same span finds nothing left to do
-        assert await restarted.router.sweep(T0, created_too=True) == 0
-    finally:
-        await restarted.stop()
+    # closing with work unfinished keeps the heartbeat, listing them, for a repair
+    await one.close()
+    heartbeat = await db.meta.find_one({"_id": f"ingestor:{one.ingestor.summaries.owner}"})
+    assert heartbeat is not None and ids <= set(heartbeat["recent"])
+    await db.meta.update_one({"_id": heartbeat["_id"]}, {"$set": {  # 30 s on, it is dead
+        "alive_at": datetime.now(UTC) - timedelta(minutes=1)}})
+    two = Store(db)
+    alive = team_work(db, two)
+    await two.setup()  # repairs what stopped processes left (their `recent` behind the start)
+
+    async def finished() -> bool:
+        return await db.contact_history.count_documents({}) == 3
+
+    await until(finished)
+    assert alive.router.routed_at_creation == 3
+    assert await db.search_index.count_documents(
+        {"_id": {"$in": [f"c:{c['_id']}" for c in convs]}}) == 3
+
+    async def dropped() -> bool:
+        return await db.meta.find_one({"_id": heartbeat["_id"]}) is None
+
+    await until(dropped)
+    assert await two.ingestor.summaries.repair() == 0
+    assert alive.router.routed_at_creation == 3  # nothing finished twice
+    await two.close()
 
 
-async def test_a_dead_process_is_finished_by_whoever_repairs_its_summaries(
+async def test_stopping_finishes_what_was_created_and_routes_nothing_more(
         store: Store, db: Database) -> None:
-    dead = team_work(db, store)
-    await dead.setup()
-    store.ingestor.summaries.hooks = dead.router
+    work = team_work(db, store)  # never started: only `stop` can finish
     conv = await new_chat(store, 1, "在吗", "u1")
-    assert conv["routing"]["by"] == "creation"
-    await db.meta.insert_one({"_id": "ingestor:dead", "kind": "ingestor", "host": "elsewhere",
-                              "pid": 1, "dirty": [str(conv["_id"])], "recent": [],
-                              "alive_at": datetime.now(UTC) - timedelta(minutes=5)})
-    # the router's restart sweep looks after the moment of the conversation: only the repair
-    # can finish it
-    await db.meta.insert_one({"_id": "router", "token": None,
-                              "through": datetime.now(UTC) + timedelta(hours=1)})
-    other = Store(db)
-    alive = team_work(db, other)
-    await other.setup()  # repairs what stopped processes left, before it takes traffic
-    await alive.start()
-    try:
-        assert other.ingestor.summaries.repaired == 1
-        assert await db.contact_history.find_one({"_id": str(conv["_id"])}) is not None
-        assert alive.router.routed_at_creation == 1
-        assert await db.meta.find_one({"_id": "ingestor:dead"}) is None
-    finally:
-        await alive.stop()
-
+    assert conv["routing"]["by"] == "creation" and work.router.unfinished()
+    await work.stop()
+    assert await db.contact_history.find_one({"_id": str(conv["_id"])}) is not None
+    assert work.router.unfinished() == set()
+    later = await new_chat(store, 2, "在吗", "u2")
+    assert "routing" not in later  # a stopped router decides nothing at creation
