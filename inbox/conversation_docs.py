@@ -81,7 +81,7 @@ def new_conversation(conv_id: str, delta: Delta, tag: str) -> Doc:
         "sk": make_sk(delta.at, oid), "first_sk": delta.first_sk or make_sk(delta.since, oid),
         "preview": delta.preview, "preview_direction": "in", "unread": delta.n_in,
         "message_count": delta.n, "first_response_at": None, "last_inbound_at": delta.at,
-        "customer_locale": author.get("locale"), "sum_round": tag,
+        "customer_locale": author.get("locale"), "sum_round": tag, "created_round": tag,
     }
 
 

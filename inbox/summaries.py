@@ -479,9 +479,7 @@ class Summariser:
                 log.exception("summaries: a creation hook failed; created without it")
         taken, retried = await insert_new(self.db.conversations, docs)
         if taken and retried:  # the first try may have inserted some: those are ours
-            ours = {d["_id"] for d in await find_in(
-                self.db.conversations, [docs[i]["_id"] for i in taken], {"sum_round": tag},
-                {"_id": 1})}
+            ours = await self._created_by(tag, [docs[i]["_id"] for i in taken])
             taken = {i for i in taken if docs[i]["_id"] not in ours}
         created = [d for i, d in enumerate(docs) if i not in taken]
         if hooks is not None and created:
@@ -500,6 +498,17 @@ class Summariser:
         for doc in created:  # created with this round's messages already counted
             chunk.pop(str(doc["_id"]), None)
 
+    async def _created_by(self, tag: str, ids: list[ObjectId]) -> set[ObjectId]:
+        """Which of `ids` the round `tag` inserted (read until the database answers)."""
+        found: list[Doc] = []
+
+        async def read() -> None:
+            found[:] = await find_in(self.db.conversations, ids, {"created_round": tag},
+                                     {"_id": 1})
+
+        await retrying(read)
+        return {d["_id"] for d in found}
+
     async def _rebuild_each(self, conv_ids: list[str]) -> None:
         for conv_id in conv_ids:
             try:
@@ -511,13 +520,10 @@ class Summariser:
 
     async def repair(self) -> int:
         """Rebuild the conversations that processes which died left unsummarised."""
-        recovered: list[str] = []
         async with self._lock:  # never beside one of our own rounds: see rebuild
-            done = await self._repair(recovered)
-        await self._recovered(recovered)  # outside the lock: a hook may wait for a round
-        return done
+            return await self._repair()
 
-    async def _repair(self, recovered: list[str]) -> int:
+    async def _repair(self) -> int:
         cutoff = datetime.now(UTC) - DEAD_AFTER
         dead: list[Doc] = []
         async for hb in self.db.meta.find({"kind": "ingestor"}):
@@ -535,22 +541,25 @@ class Summariser:
             dirty = list(dict.fromkeys(str(c) for c in [*(hb.get("dirty") or []), *marked]))
             for conv_id in dirty:
                 await self.rebuild(conv_id)
-            recovered.extend(dirty)
             done += len(dirty)
             if dirty:
                 log.warning("summaries: rebuilt %d conversations a stopped process left",
                             len(dirty))
             await self.db.summary_marks.delete_many(_marks_of(hb["_id"]))
             recent = [str(c) for c in hb.get("recent") or [] if str(c) not in set(dirty)]
-            if recent:  # perhaps written to in its last second: rebuilt behind the start
-                await self.db.meta.update_one({"_id": hb["_id"]}, {"$set": {"dirty": []}})
-                self._rebuild_later(hb["_id"], recent)
+            # the hooks still see the rebuilt ones (behind the start, outside the lock: a
+            # hook may wait for a round), so they move to `recent` until that is done
+            keep = dirty if self.hooks is not None else []
+            if recent or keep:  # perhaps written to in its last second: rebuilt behind
+                await self.db.meta.update_one(  # the start
+                    {"_id": hb["_id"]}, {"$set": {"dirty": [], "recent": [*recent, *keep]}})
+                self._rebuild_later(hb["_id"], recent, keep)
             else:
                 await self.db.meta.delete_one({"_id": hb["_id"]})
         self.repaired += done
         return done
 
-    def _rebuild_later(self, hb_id: str, conv_ids: list[str]) -> None:
+    def _rebuild_later(self, hb_id: str, conv_ids: list[str], rebuilt: list[str]) -> None:
         """The conversations a dead process summarised in its last `STICKY` seconds: one of
         them may have had messages stored in the moment before it died that no round wrote.
         Its heartbeat stays until they are done, so a process that dies meanwhile leaves them
@@ -562,7 +571,7 @@ class Summariser:
                 for conv_id in conv_ids:
                     async with self._lock:
                         await self.rebuild(conv_id)
-                await self._recovered(conv_ids)
+                await self._recovered([*conv_ids, *rebuilt])
                 await self.db.meta.delete_one({"_id": hb_id})
                 self.repaired += len(conv_ids)
             finally:

@@ -102,7 +102,8 @@ class Router:
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: dict[str, Doc] = {}
         self._contacts_of: dict[str, Doc] = {}  # conversation → the contact created with it
-        self._unfinished: dict[str, int] = {}  # routed at creation, not finished: tries so far
+        self._unfinished: dict[str, Doc] = {}  # routed at creation here, not finished yet
+        self._tries: dict[str, int] = {}  # of those, how often finishing failed
         self._stopped = False
         self._wake = asyncio.Event()
         self.routed = 0
@@ -133,7 +134,9 @@ class Router:
         self._stopped = True  # what is created from now on is routed after its insert
         await cancel_and_wait(self._tasks)
         self._tasks = []
-        decided = [d for d in self._pending.values() if routed_at_creation(d)]
+        decided = list(self._unfinished.values())  # queued, in a cancelled batch, or waiting
+        for doc in decided:  # for another try
+            self._pending.pop(str(doc["_id"]), None)
         if decided:  # else only a repair of this process's heartbeat would finish them
             with contextlib.suppress(PyMongoError, TimeoutError):
                 async with asyncio.timeout(STOP_WAIT):
@@ -212,9 +215,7 @@ class Router:
         retry = []
         for doc in docs:
             conv_id = str(doc["_id"])
-            tries = self._unfinished.get(conv_id, 0) + 1
-            if conv_id in self._unfinished:
-                self._unfinished[conv_id] = tries
+            tries = self._tries[conv_id] = self._tries.get(conv_id, 0) + 1
             if tries < FINISH_TRIES:
                 retry.append(doc)
             else:
@@ -222,8 +223,11 @@ class Router:
                           conv_id)
 
         def requeue() -> None:
+            if self._stopped:
+                return  # `stop` took them
             for doc in retry:
-                self._pending.setdefault(str(doc["_id"]), doc)
+                if str(doc["_id"]) in self._unfinished:
+                    self._pending.setdefault(str(doc["_id"]), doc)
             self._wake.set()
 
         if retry:
@@ -300,7 +304,7 @@ class Router:
         for conv, _, contact in new:
             conv_id = str(conv["_id"])
             if routed_at_creation(conv) and contact is not None:
-                self._unfinished[conv_id] = 0
+                self._unfinished[conv_id] = conv
                 self._contacts_of[conv_id] = contact
                 self._pending[conv_id] = conv
                 self._wake.set()
@@ -333,6 +337,7 @@ class Router:
         for conv_id in ids:
             self._contacts_of.pop(conv_id, None)
             self._unfinished.pop(conv_id, None)
+            self._tries.pop(conv_id, None)
         self.routed += len(docs)
         self.routed_at_creation += len(docs)
 

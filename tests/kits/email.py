@@ -168,7 +168,9 @@ class EmailLive:
             docs = await self.db.messages.find({"direction": "in", **flt}).to_list()
             return docs if len(docs) >= count else None
 
-        return list(await wait_for(enough, timeout))
+        docs = list(await wait_for(enough, timeout))
+        await self.live.services.store.settle()  # their conversations follow the messages
+        return docs
 
     async def one(self, external_id: str, timeout: float = 10.0) -> dict[str, Any]:
         """The stored mail, once its conversation exists too (the host acknowledges the

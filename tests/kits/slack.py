@@ -249,7 +249,9 @@ class SlackE2E:
             docs = await self.db.messages.find({"direction": "in", **flt}).to_list()
             return docs if len(docs) >= count else None
 
-        return list(await wait_for(enough, timeout))
+        docs = list(await wait_for(enough, timeout))
+        await self.live.services.store.settle()  # their conversations follow the messages
+        return docs
 
 
 @pytest.fixture
