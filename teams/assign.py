@@ -54,6 +54,19 @@ def cap_of(agent: Mapping[str, Any], team: Mapping[str, Any] | None, default: in
     return default
 
 
+def recorded(decision: Mapping[str, Any], team_id: str | None, now: datetime) -> Doc:
+    """What recording `decision` with nobody assigned sets on a conversation (queued when
+    `team_id` names a team that exists)."""
+    steps: list[Doc] = [{"at": now, "step": "routed", "team_id": decision.get("team_id"),
+                         "rule_id": decision.get("rule_id")}]
+    if team_id is not None:
+        steps.append({"at": now, "step": "queued", "team_id": team_id})
+    return {"team_id": decision.get("team_id"), "priority": decision.get("priority") or "normal",
+            "routing": {**decision, "at": now, "agent_id": None, "returning": False,
+                        "steps": steps},
+            "queued_since": now if team_id is not None else None}
+
+
 def _aware(value: datetime | None) -> datetime:
     if value is None:
         return EPOCH
@@ -245,18 +258,12 @@ class Assigner:
         names a team); "taken" for those routed meanwhile by someone else."""
         now = self.clock.now()
         team_id = str(team["_id"]) if team is not None else None
-        steps: list[Doc] = [{"at": now, "step": "routed", "team_id": decision.get("team_id"),
-                             "rule_id": decision.get("rule_id")}]
-        if team is not None:
-            steps.append({"at": now, "step": "queued", "team_id": team_id})
-        routing: Doc = {**decision, "at": now, "agent_id": None, "returning": False,
-                        "steps": steps}
-        priority = decision.get("priority") or "normal"
+        fields = recorded(decision, team_id, now)
+        priority = fields["priority"]
         ids = [str(c["_id"]) for c in convs]
         result = await self.db.conversations.update_many(
             {"_id": {"$in": [oid(i) for i in ids]}, "routing": {"$exists": False}},
-            {"$set": {"team_id": decision.get("team_id"), "priority": priority,
-                      "routing": routing, "queued_since": now if team is not None else None},
+            {"$set": fields,
              "$addToSet": {"labels": {"$each": list(decision.get("labels") or [])}}})
         mine = set(ids)
         if result.modified_count != len(ids):  # some were routed meanwhile: which are ours

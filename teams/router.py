@@ -48,7 +48,7 @@ from inbox.db import Database, Doc, find_in
 from inbox.paging import make_sk
 from inbox.tasks import cancel_and_wait
 from teams import hours
-from teams.assign import Assigner
+from teams.assign import Assigner, recorded
 from teams.rules import Sample, decide, now_in_hours
 from teams.store import TeamStore
 
@@ -101,8 +101,8 @@ class Router:
         self._own_feed: ChangeFeed | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: dict[str, Doc] = {}
-        self._contacts_of: dict[str, Doc] = {}  # conversation → the contact created with it
-        self._unfinished: dict[str, Doc] = {}  # routed at creation here, not finished yet
+        # routed at creation here, not finished yet: (conversation, the contact created with it)
+        self._unfinished: dict[str, tuple[Doc, Doc | None]] = {}
         self._tries: dict[str, int] = {}  # of those, how often finishing failed
         self._stopped = False
         self._wake = asyncio.Event()
@@ -134,8 +134,8 @@ class Router:
         self._stopped = True  # what is created from now on is routed after its insert
         await cancel_and_wait(self._tasks)
         self._tasks = []
-        decided = list(self._unfinished.values())  # queued, in a cancelled batch, or waiting
-        for doc in decided:  # for another try
+        decided = [conv for conv, _ in self._unfinished.values()]  # queued, in a cancelled
+        for doc in decided:  # batch, or waiting for another try
             self._pending.pop(str(doc["_id"]), None)
         if decided:  # else only a repair of this process's heartbeat would finish them
             with contextlib.suppress(PyMongoError, TimeoutError):
@@ -291,21 +291,15 @@ class Router:
             if decision.team_id is not None:
                 continue
             doc = decision.as_doc()
-            conv.update({
-                "team_id": None, "priority": doc.get("priority") or "normal",
-                "queued_since": None,
-                "labels": list(dict.fromkeys([*conv.get("labels", []), *doc["labels"]])),
-                "routing": {**doc, "at": now, "agent_id": None, "returning": False,
-                            "by": "creation",
-                            "steps": [{"at": now, "step": "routed", "team_id": None,
-                                       "rule_id": doc.get("rule_id")}]}})
+            fields = recorded(doc, None, now)  # what the router's update would have set
+            fields["routing"]["by"] = "creation"
+            conv.update(fields, labels=list(dict.fromkeys([*conv["labels"], *doc["labels"]])))
 
     def created(self, new: list[tuple[Doc, Doc, Doc | None]]) -> None:
         for conv, _, contact in new:
             conv_id = str(conv["_id"])
             if routed_at_creation(conv) and contact is not None:
-                self._unfinished[conv_id] = conv
-                self._contacts_of[conv_id] = contact
+                self._unfinished[conv_id] = (conv, contact)
                 self._pending[conv_id] = conv
                 self._wake.set()
 
@@ -326,7 +320,7 @@ class Router:
         hook), then the contact's history, which marks them finished (`recovered` redoes
         those without it; the hook's work is idempotent, and observers act on teams)."""
         ids = [str(d["_id"]) for d in docs]
-        contacts = {i: self._contacts_of.get(i) for i in ids}
+        contacts = {i: self._unfinished[i][1] if i in self._unfinished else None for i in ids}
         read = await self._contacts(d.get("contact_id") for d, i in zip(docs, ids, strict=True)
                                     if contacts[i] is None)
         for doc, conv_id in zip(docs, ids, strict=True):
@@ -335,7 +329,6 @@ class Router:
                            for d, i in zip(docs, ids, strict=True)])
         await self.assigner.history_many(docs)
         for conv_id in ids:
-            self._contacts_of.pop(conv_id, None)
             self._unfinished.pop(conv_id, None)
             self._tries.pop(conv_id, None)
         self.routed += len(docs)
@@ -364,14 +357,7 @@ class Router:
         return mine
 
     async def handle(self, docs: list[Doc], *, sweeping: bool = False) -> None:
-        """Route new conversations (those routed at creation are finished instead)."""
-        decided = [d for d in docs if routed_at_creation(d)]
-        if decided:
-            await self._finish(decided)
-        rest = [d for d in docs if not routed_at_creation(d)]
-        if not rest:
-            return
-        mine = await self._claim(rest, sweeping=sweeping)
+        mine = await self._claim(docs, sweeping=sweeping)
         if not mine:
             return
         firsts = await self._first_messages([str(d["_id"]) for d in mine])

@@ -24,12 +24,12 @@ class TeamWork:
     def __init__(self, db: Database, settings: TeamSettings, brand: str, clock: Clock, *,
                  summaries: Summariser | None = None) -> None:
         self.db = db
-        self.summaries = summaries  # where new conversations are created: routed as they are
         self.settings = settings
         self.store = TeamStore(db)
         self.assigner = Assigner(db, self.store, clock, default_cap=settings.default_max_open)
         self.router = Router(db, self.store, self.assigner, clock, on_routed=self._routed)
-        self._hook()  # now: the summaries' repair at start may already need `recovered`
+        if summaries is not None and settings.routing:  # now: the summaries' repair at
+            summaries.hooks = self.router  # start may already need `recovered`
         self.indexer = Indexer(db)
         self.search = Search(db)
         self.names = NamePolicies(db, self.store, brand)
@@ -52,10 +52,6 @@ class TeamWork:
                 except Exception:  # an observer must not stop routing
                     log.exception("team work: an observer failed after routing")
 
-    def _hook(self) -> None:
-        if self.summaries is not None and self.settings.routing:
-            self.summaries.hooks = self.router
-
     async def status_changed(self, conv: Doc, status: str) -> None:
         """Called by whoever changed a conversation's status through the assigner."""
         for observer in self.observers:
@@ -71,7 +67,6 @@ class TeamWork:
         await self.setup()
         if self.settings.routing:
             await self.router.start()
-            self._hook()
         if self.settings.search_indexing:
             await self.indexer.start()
         self.started = True
