@@ -32,8 +32,13 @@ async def test_quick_benchmark_run_produces_every_figure(mongo_uri: str, tmp_pat
     assert figures["live"]["deliveries_missing"] == 0
     assert figures["replies"]["sustained_10pct_429"]["exactly_once"]
     assert "| 4 replies |" in render(results)
-    assert [s["documents"] for s in figures["search"]["sizes"]] == [500, 1500]
-    assert figures["search"]["sizes"][-1]["rare"]["hits_on_first_page"] == 1
+    for kind in ("quiet", "busy"):
+        search = figures["search"][kind]
+        assert [s["documents"] for s in search["sizes"]] == [500, 1500]
+        assert search["sizes"][-1]["rare"]["hits_on_first_page"] == 1
+        assert all(s["common"]["hits_on_first_page"] == 20 for s in search["sizes"])
+    busy, quiet = (figures["search"][k]["sizes"][-1]["buckets"] for k in ("busy", "quiet"))
+    assert busy * 8 <= quiet  # full buckets in the busy inbox, one a message in the quiet one
     assert "| 5 search " in render(results)
     assert figures["reports"]["bucket_documents"] > 0
     assert figures["reports"]["month_by_day"]["rows"] == 30
