@@ -266,7 +266,7 @@ def check_cursor(cursor: str | None) -> None:
 
 LEASE = timedelta(seconds=20)
 RENEW_EVERY = 5.0
-WRITE_AT_ONCE = 32  # messages (one full bucket) or conversations per insert
+WRITE_AT_ONCE = 128  # messages (one full bucket) or conversations per insert
 COALESCE = 0.5  # s: the longest a new message waits to be indexed (a search finds it after)
 MARGIN = timedelta(seconds=10)
 CATCH_UP_SETTLE = 1.0  # s: the longest a stored message takes to reach the change feed, about

@@ -4,8 +4,12 @@ messages indexed together, under the union of their terms.
 Why: on the embedded server an insert costs about 0.27 ms per document plus 0.026 ms per
 index entry, and a message entry was a document of its own with ~8–16 multikey entries
 (measured: 0.46–0.69 ms a message, the largest single cost behind ingest with search on).
-Messages indexed together share most of their bigrams ("您好", "订单"…), so a bucket of 32
-carries ~90 distinct terms where its messages carried ~270–510 entries: 0.11–0.16 ms a message.
+Messages indexed together share most of their bigrams ("您好", "订单"…): on the benchmarks'
+texts a bucket of 32 carries 49–92 distinct terms where its messages carried 267–512 entries,
+a bucket of 128 carries 115–145 where they carried 1,072–2,048. 128 it is: against 32, the
+ingest benchmark's search-index time in (b) fell from 4.5 s to 1.6–1.9 s, and a search of a
+busy inbox reads a quarter of the buckets (bench/fig_search.py; a rare term's page costs a
+larger bucket's read, a few ms).
 A quiet inbox gets buckets of one (the indexer writes what arrived within its coalescing
 window), so nothing costs more than before; a busy one gets full buckets, where it matters.
 
@@ -36,7 +40,7 @@ from pymongo.errors import PyMongoError
 from inbox.db import Database, Doc, find_in
 from inbox.paging import sk_micros
 
-SIZE = 32  # messages a bucket holds at most
+SIZE = 128  # messages a bucket holds at most
 TERMS = 1024  # distinct terms a bucket holds at most
 SPAN_US = 5 * 10**6  # the widest a bucket's sort keys spread
 _REWRITE_TRIES = 5

@@ -41,8 +41,9 @@ async def _entries_of(db: Database, oid: ObjectId) -> list[Doc]:
 
 def test_a_bucket_holds_at_most_its_size_its_span_and_its_terms() -> None:
     now = datetime.now(UTC)
-    close = [_entry(now + timedelta(milliseconds=10 * i), "您好，我的订单") for i in range(70)]
-    assert [b["n"] for b in make_buckets(close)] == [SIZE, SIZE, 70 - 2 * SIZE]
+    close = [_entry(now + timedelta(milliseconds=10 * i), "您好，我的订单")
+             for i in range(2 * SIZE + 6)]
+    assert [b["n"] for b in make_buckets(close)] == [SIZE, SIZE, 6]
     spread = [_entry(now + timedelta(seconds=2 * i), "退款") for i in range(10)]
     for bucket in make_buckets(spread):
         keys = [sk_micros(e["sk"]) for e in bucket["e"]]
