@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import bson
@@ -57,6 +57,7 @@ class Subscription:
     name: str
     collections: frozenset[str]
     ops: frozenset[str]
+    ops_of: dict[str, frozenset[str]] = field(default_factory=dict)  # a collection's own
     _items: list[Doc] = field(default_factory=list)
     _token: Doc | None = None
     _held: list[Doc] = field(default_factory=list)
@@ -69,8 +70,13 @@ class Subscription:
     replayed_through: tuple[int, int | str] | None = None
 
     def wants(self, change: Doc) -> bool:
-        return (change.get("ns") or {}).get("coll") in self.collections \
-            and change.get("operationType") in self.ops
+        coll = (change.get("ns") or {}).get("coll")
+        return coll in self.collections \
+            and change.get("operationType") in self.ops_of.get(coll, self.ops)
+
+    @property
+    def all_ops(self) -> frozenset[str]:
+        return self.ops.union(*self.ops_of.values())
 
     def _behind(self, token: Doc) -> bool:
         """After a catch-up the shared stream may still be behind the private one: what it
@@ -165,13 +171,16 @@ class ChangeFeed:
         self._catch_ups.clear()
 
     def subscribe(self, name: str, collections: Iterable[str],
-                  ops: Iterable[str] = OPS, *, after: Doc | None = None) -> Subscription:
-        """Follow `collections` from now, or from just after the token `after`."""
+                  ops: Iterable[str] = OPS, *, after: Doc | None = None,
+                  ops_of: Mapping[str, Iterable[str]] | None = None) -> Subscription:
+        """Follow `collections` from now, or from just after the token `after`: the changes
+        of kind `ops`, or for a collection named in `ops_of`, of the kinds it names."""
         wanted = frozenset(collections)
         unknown = wanted - set(self.collections)
         if unknown:
             raise ValueError(f"the change feed does not follow {sorted(unknown)}")
-        sub = Subscription(name, wanted, frozenset(ops))
+        sub = Subscription(name, wanted, frozenset(ops),
+                           {c: frozenset(o) for c, o in (ops_of or {}).items()})
         sub._token = after if after is not None else self._token
         self.subscriptions.add(sub)
         if after is not None:
@@ -235,7 +244,7 @@ class ChangeFeed:
     async def _catch_up(self, sub: Subscription, after: Doc) -> None:
         """What `sub` missed since `after`, from a stream of its own, then the shared one."""
         pipeline = [{"$match": {"ns.coll": {"$in": sorted(sub.collections)},
-                                "operationType": {"$in": sorted(sub.ops)}}},
+                                "operationType": {"$in": sorted(sub.all_ops)}}},
                     self.pipeline[1]]
         token = after
         delay = 0.5
@@ -250,8 +259,10 @@ class ChangeFeed:
                             break
                         token = change["_id"]
                         sub.replayed_through = token_order(token)
-                        sub._items.append(change)
                         sub._token = token
+                        if not sub.wants(change):  # another collection's kind
+                            continue
+                        sub._items.append(change)
                         sub._wake.set()
                         if len(sub._items) >= 1024:
                             await asyncio.sleep(0)  # let the consumer take a batch

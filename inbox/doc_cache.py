@@ -43,6 +43,10 @@ class DocCache:
             self._docs.popitem(last=False)
         return kept
 
+    def get(self, coll: str, doc_id: Any) -> Doc | None:
+        """The copy of a document, as current as the changes followed so far (None: none)."""
+        return self._docs.get((coll, doc_id))
+
     def drop(self, coll: str, doc_id: Any) -> None:
         self._docs.pop((coll, doc_id), None)
 

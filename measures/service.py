@@ -19,6 +19,7 @@ from bson import ObjectId
 
 from inbox.clock import Clock
 from inbox.db import Database, Doc, find_in
+from inbox.doc_cache import DocCache
 from measures import db as measures_db
 from measures import sla
 from measures.counters import Tally
@@ -56,6 +57,7 @@ class Measures:
         self.follower: Any = None
         self.feed: Any = None  # inbox.changes.ChangeFeed, set by the composition root
         self.open_wait = OPEN_WAIT
+        self.conversations_read = 0  # documents read by `_conversations` (the copies' misses)
 
     async def setup(self) -> None:
         await measures_db.ensure_indexes(self.db)
@@ -79,25 +81,39 @@ class Measures:
         wanted = [ObjectId(i) for i in set(ids) if ObjectId.is_valid(i)]
         if not wanted:
             return {}
-        return {str(d["_id"]): d for d in await find_in(self.db.conversations, wanted,
-                                                        projection=CONV_FIELDS)}
+        docs = await find_in(self.db.conversations, wanted, projection=CONV_FIELDS)
+        self.conversations_read += len(docs)
+        return {str(d["_id"]): d for d in docs}
 
     def _ready(self, conv: Doc | None) -> bool:
         return conv is not None and (not self.routing or "routing" in conv)
 
-    async def _settled(self, ids: Sequence[str]) -> dict[str, Doc]:
+    async def _settled(self, ids: Sequence[str], known: DocCache | None = None,
+                       ) -> dict[str, Doc]:
         """The conversations, waiting a moment for new ones to be stored (ingest writes a
         conversation just after its first message) and routed (their team decides their
-        policy)."""
-        found = await self._conversations(ids)
+        policy). `known`: copies kept current by the caller's change feed (measures/
+        follower.py); one that is ready is taken as it is, the others are read (and kept)."""
+        found: dict[str, Doc] = {}
+        if known is not None:
+            for i in ids:
+                copy = known.get("conversations", ObjectId(i)) if ObjectId.is_valid(i) \
+                    else None
+                if self._ready(copy):
+                    found[i] = copy
+        unready = [i for i in ids if i not in found]
         waited, delay = 0.0, 0.02
-        unready = [i for i in ids if not self._ready(found.get(i))]
-        while waited < self.open_wait and unready:
+        while unready:
+            read = await self._conversations(unready)  # only those still waited for
+            if known is not None:
+                read = {i: known.put("conversations", d) for i, d in read.items()}
+            found.update(read)
+            unready = [i for i in unready if not self._ready(found.get(i))]
+            if waited >= self.open_wait or not unready:
+                break
             await asyncio.sleep(delay)
             waited += delay
             delay = min(delay * 2, 0.5)
-            found.update(await self._conversations(unready))  # only those still waited for
-            unready = [i for i in unready if not self._ready(found.get(i))]
         return found
 
     @staticmethod
@@ -148,7 +164,8 @@ class Measures:
 
     # ------------------------------------------------------------------ messages
 
-    async def handle_messages(self, docs: Sequence[Doc]) -> None:
+    async def handle_messages(self, docs: Sequence[Doc], *,
+                              known: DocCache | None = None) -> None:
         """A batch of new messages (inbound and replies) in the order they were stored: the
         counters of all of them, then each conversation's clock moved once for its messages
         (one compare-and-set, skipped when nothing changed: updates are what the embedded
@@ -158,7 +175,7 @@ class Measures:
         if not docs:
             return
         ids = list(dict.fromkeys(str(d["conversation_id"]) for d in docs))
-        convs = await self._settled(ids)
+        convs = await self._settled(ids, known)
         timers = await self.clocks.many(ids)
         tally = Tally()
         timers.update(await self.opened_many(

@@ -53,6 +53,35 @@ async def test_each_subscription_gets_its_collections_and_kinds(db: Database) ->
         await feed.stop()
 
 
+async def test_a_collection_can_have_kinds_of_its_own_live_and_on_catch_up(db: Database,
+                                                                           ) -> None:
+    feed = ChangeFeed(db, ["messages", "outbox"])
+    await feed.start()
+    try:
+        start = feed.subscribe("start", ["messages"])
+        await db.messages.insert_one({"_id": "first"})
+        _, token = await collect(start, 1)
+        feed.unsubscribe(start)
+
+        async def writes(n: int) -> None:
+            await db.messages.insert_one({"_id": n})
+            await db.messages.update_one({"_id": n}, {"$set": {"text": "edited"}})
+            await db.outbox.insert_one({"_id": n})
+            await db.outbox.update_one({"_id": n}, {"$set": {"state": "sent"}})
+
+        await writes(1)  # before the subscription: read by its catch-up
+        mixed = feed.subscribe("mixed", ["messages", "outbox"], ["insert"], after=token,
+                               ops_of={"outbox": ["insert", "update"]})
+        await writes(2)
+        got, _ = await collect(mixed, 6)
+        assert [(c["ns"]["coll"], c["operationType"], c["documentKey"]["_id"]) for c in got] \
+            == [(coll, op, n) for n in (1, 2) for coll, op in
+                (("messages", "insert"), ("outbox", "insert"), ("outbox", "update"))]
+        assert (await mixed.next_batch(0.3)).changes == []
+    finally:
+        await feed.stop()
+
+
 async def test_a_saved_token_resumes_without_a_gap_or_a_repeat(db: Database) -> None:
     feed = ChangeFeed(db, ["messages"])
     await feed.start()

@@ -1,0 +1,88 @@
+"""The measures follower knows a batch's conversations from the change feed: a conversation it
+saw created or changed costs no read, a change reaches the next message's counters, and one it
+never saw is read once, then followed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from bson import ObjectId
+
+from inbox.clock import FixedClock
+from inbox.db import Database, Doc
+from measures.service import Measures
+from measures.settings import CsatSettings, SlaSettings
+from replies.settings import IdentitySettings
+from teams.service import TeamWork
+from teams.settings import TeamSettings
+from tests.live import wait_for
+
+NOW = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+
+
+async def _started(db: Database) -> Measures:
+    clock = FixedClock(NOW)
+    work = TeamWork(db, TeamSettings(routing=False, search_indexing=False), "Acme", clock)
+    await work.setup()
+    m = Measures(db, clock, SlaSettings(follow=True, check_every_s=60), CsatSettings(),
+                 IdentitySettings(), teams=work, routing=False)
+    m.open_wait = 0
+    await m.start()
+    return m
+
+
+@pytest.fixture
+async def measures(db: Database) -> AsyncIterator[Measures]:
+    m = await _started(db)
+    yield m
+    await m.stop()
+
+
+def _conversation(team: str) -> Doc:
+    return {"_id": ObjectId(), "platform": "telegram", "account_id": "a", "status": "open",
+            "assignee_id": None, "team_id": team, "created_at": NOW, "labels": [],
+            "kind": "dm", "thread_key": str(ObjectId()), "sk": "1"}
+
+
+async def _message(db: Database, conv: Doc) -> None:
+    await db.messages.insert_one({"conversation_id": str(conv["_id"]), "direction": "in",
+                                  "received_at": NOW, "created_at": NOW,
+                                  "sk": str(ObjectId()), "text": "您好"})
+
+
+async def _counted(db: Database, team: str, n: int) -> None:
+    async def done() -> bool:
+        docs = await db.report_counters.find({"part": "team"}).to_list()
+        return sum(d["c"].get(team, {}).get("messages_in", 0) for d in docs) >= n
+    await wait_for(done, timeout=15)
+
+
+async def test_a_conversation_seen_created_and_changed_costs_no_read(db: Database,
+                                                                   measures: Measures) -> None:
+    conv = _conversation("t1")
+    await db.conversations.insert_one(conv)
+    await _message(db, conv)
+    await _counted(db, "t1", 1)
+    await db.conversations.update_one({"_id": conv["_id"]}, {"$set": {"team_id": "t2"}})
+    await _message(db, conv)
+    await _counted(db, "t2", 1)
+    assert measures.conversations_read == 0
+    assert measures.follower.conversations.get("conversations", conv["_id"])["team_id"] == "t2"
+
+
+async def test_a_conversation_never_seen_is_read_once_then_followed(db: Database) -> None:
+    old = _conversation("t1")
+    await db.conversations.insert_one(old)  # before the follower: not in its feed
+    m = await _started(db)
+    try:
+        await _message(db, old)
+        await _counted(db, "t1", 1)
+        assert m.conversations_read == 1
+        await db.conversations.update_one({"_id": old["_id"]}, {"$set": {"team_id": "t3"}})
+        await _message(db, old)
+        await _counted(db, "t3", 1)
+        assert m.conversations_read == 1
+    finally:
+        await m.stop()
