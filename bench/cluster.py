@@ -196,21 +196,38 @@ class Cluster:
         await self._start_server()
 
     async def start_joined(self, env: dict[str, str]) -> Child:
-        """One more server process on the same database (`serve --join`), on its own port."""
-        port = free_port()
-        base = self._server_env(port) | env
-        child = _spawn("joined", [sys.executable, "-m", "web.cli", "serve", "--join", self.uri],
-                       self.workdir, base, self.workdir / f"joined-{port}.log")
+        """One more server process on the same database (`serve --join`), on its own port.
+
+        The port is one the kernel had free a moment before; another process may take it
+        first (the test suite runs servers side by side), so a refused bind is tried again on
+        another port."""
+        for _ in range(3):
+            port = free_port()
+            log_path = self.workdir / f"joined-{port}.log"
+            child = _spawn("joined",
+                           [sys.executable, "-m", "web.cli", "serve", "--join", self.uri],
+                           self.workdir, self._server_env(port) | env, log_path)
+            if await self._healthy(child, f"http://127.0.0.1:{port}", 60):
+                return child
+            await asyncio.to_thread(child.stop)
+            tail = log_path.read_text(errors="replace")[-2000:]
+            if "address already in use" not in tail:
+                raise RuntimeError(f"the joined server process did not start (exit "
+                                   f"{child.process.returncode}): {tail}")
+        raise RuntimeError("the joined server process found no free port in three tries")
+
+    async def _healthy(self, child: Child, url: str, within: float) -> bool:
+        """Whether `child` answers /healthz with 200 within `within` s (False once it exits)."""
         assert self.http is not None
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(aiohttp.ClientError):
-                async with self.http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+        deadline = time.monotonic() + within
+        while child.process.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with self.http.get(f"{url}/healthz",
+                                         timeout=aiohttp.ClientTimeout(total=5)) as resp:
                     if resp.status == 200:
-                        return child
-            if child.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the joined server process did not start")
+                        return True
             await asyncio.sleep(0.1)
+        return False
 
     def _server_env(self, port: int) -> dict[str, str]:
         chosen = {f"SWITCHBOARD_{k.upper().replace('.', '__')}": v
@@ -233,20 +250,11 @@ class Cluster:
         env = self._server_env(port)
         self.server = _spawn("server", [sys.executable, "-m", "web.cli", "serve"],
                              self.workdir, env, self.workdir / "server.log")
-        proc = self.server.process
-        assert self.http is not None
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"switchboard serve exited ({proc.returncode}): "
-                                   f"{(self.workdir / 'server.log').read_text()[-2000:]}")
-            with contextlib.suppress(aiohttp.ClientError):
-                async with self.http.get(f"{self.url}/healthz") as resp:
-                    if resp.status == 200:
-                        return
-            if time.monotonic() > deadline:
-                raise RuntimeError("switchboard serve did not become healthy in 60 s")
-            await asyncio.sleep(0.1)
+        if not await self._healthy(self.server, self.url, 60):
+            code = self.server.process.poll()
+            what = f"exited ({code})" if code is not None else "did not become healthy in 60 s"
+            tail = (self.workdir / "server.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"switchboard serve {what}: {tail}")
 
     async def _add_account(self) -> None:
         assert self.http is not None
