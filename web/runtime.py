@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -108,19 +109,32 @@ async def start_services(settings: Settings, uri: str,
 # service measures (messages, interactions)
 FOLLOWED = ("conversations", "messages", "presence", "outbox", "interactions")
 STOP_WITHIN = 15.0  # s: the longest one component's stop may take before shutdown goes on
+STACK_FRAMES = 8  # of each task a stop that hangs is waiting for, in its log line
 
 
 async def _stop(what: str, stop: Any) -> None:
     """Run one component's stop, bounded: a stop that hangs (a task that will not end) is
     logged and left behind, so shutdown — and the rest of the stops — always complete."""
-    task = asyncio.ensure_future(stop)
+    task = asyncio.create_task(stop, name=f"stop {what}")
     done, _ = await asyncio.wait({task}, timeout=STOP_WITHIN)
     if not done:
-        log.error("%s did not stop within %.0f s; shutting down without it", what, STOP_WITHIN)
+        log.error("%s did not stop within %.0f s; shutting down without it; still waiting:\n%s",
+                  what, STOP_WITHIN, _where_stuck(task))
         task.cancel()
         return
     if not task.cancelled() and task.exception() is not None:
         log.error("%s failed to stop: %r", what, task.exception())
+
+
+def _where_stuck(stop: asyncio.Task[Any]) -> str:
+    """Where a stop that ran out of time waits, and every task asked to end that has not (a
+    task that swallows its cancellation is what makes a stop hang)."""
+    stuck = [stop, *(t for t in asyncio.all_tasks() if t.cancelling() and not t.done())]
+    out = io.StringIO()
+    for t in stuck:
+        out.write(f"task {t.get_name()}:\n")
+        t.print_stack(limit=STACK_FRAMES, file=out)
+    return out.getvalue()
 
 
 async def stop_services(services: Services) -> None:
