@@ -9,7 +9,9 @@ set at a path, a path removed, an array cut to a size), so applying an event to 
 *after* it happened yields the same document: a read at any moment is a safe starting point.
 
 Bounded (least recently used out); fields a follower must never hold (`raw` payloads,
-`credentials`) are not kept.
+`credentials`) are not kept. A copy shares nothing with the change it came from: one change
+event reaches every subscriber of the feed, and each follower's cache moves at its own pace,
+so a nested field edited in place by one must not show up in another's copy, or in the event.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class DocCache:
         return len(self._docs)
 
     def put(self, coll: str, doc: Mapping[str, Any]) -> Doc:
-        kept = {k: v for k, v in doc.items() if k not in self.leave_out}
+        kept = {k: _tree(v) for k, v in doc.items() if k not in self.leave_out}
         key = (coll, kept.get("_id"))
         self._docs[key] = kept
         self._docs.move_to_end(key)
@@ -90,7 +92,7 @@ def apply_update(doc: Doc, description: Mapping[str, Any]) -> bool:
             return False
         del target[int(cut.get("newSize", len(target))):]
     for path, value in (description.get("updatedFields") or {}).items():
-        if not _set(doc, path.split("."), value):
+        if not _set(doc, path.split("."), _tree(value)):
             return False
     for path in description.get("removedFields") or []:
         parts = path.split(".")
@@ -103,6 +105,16 @@ def apply_update(doc: Doc, description: Mapping[str, Any]) -> bool:
         elif parent is not None:
             return False
     return True
+
+
+def _tree(value: Any) -> Any:
+    """A copy of the dicts and lists of a decoded document (its leaves are immutable: str,
+    numbers, ObjectId, datetime, bytes), several times faster than `copy.deepcopy`."""
+    if isinstance(value, dict):
+        return {k: _tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_tree(v) for v in value]
+    return value
 
 
 def _walk(doc: Any, parts: list[str]) -> Any:

@@ -88,19 +88,32 @@ class Measures:
     def _ready(self, conv: Doc | None) -> bool:
         return conv is not None and (not self.routing or "routing" in conv)
 
+    def _copies(self, ids: Sequence[str], known: DocCache | None,
+                timers: Mapping[str, Doc]) -> dict[str, Doc]:
+        """The conversations whose copy, kept current by the caller's change feed (measures/
+        follower.py), can be taken as it is: ready, and not behind its clock. A copy lags
+        the database by the feed's delay; a clock whose team or agent differs from the copy
+        may have been moved by a change the feed has not brought yet (a reassignment on
+        breach, a status change from another process), and writing the copy's fields onto it
+        would set it back — that one is read."""
+        found: dict[str, Doc] = {}
+        if known is None:
+            return found
+        for i in ids:
+            copy = known.get("conversations", ObjectId(i)) if ObjectId.is_valid(i) else None
+            timer = timers.get(i)
+            if self._ready(copy) and (timer is None or self._fields(copy) == {
+                    "team_id": timer.get("team_id"), "agent_id": timer.get("agent_id")}):
+                found[i] = copy
+        return found
+
     async def _settled(self, ids: Sequence[str], known: DocCache | None = None,
-                       ) -> dict[str, Doc]:
+                       found: dict[str, Doc] | None = None) -> dict[str, Doc]:
         """The conversations, waiting a moment for new ones to be stored (ingest writes a
         conversation just after its first message) and routed (their team decides their
-        policy). `known`: copies kept current by the caller's change feed (measures/
-        follower.py); one that is ready is taken as it is, the others are read (and kept)."""
-        found: dict[str, Doc] = {}
-        if known is not None:
-            for i in ids:
-                copy = known.get("conversations", ObjectId(i)) if ObjectId.is_valid(i) \
-                    else None
-                if self._ready(copy):
-                    found[i] = copy
+        policy). `found`: those known already (`_copies`); the others are read, and kept in
+        `known`."""
+        found = dict(found or {})
         unready = [i for i in ids if i not in found]
         waited, delay = 0.0, 0.02
         while unready:
@@ -175,8 +188,8 @@ class Measures:
         if not docs:
             return
         ids = list(dict.fromkeys(str(d["conversation_id"]) for d in docs))
-        convs = await self._settled(ids, known)
         timers = await self.clocks.many(ids)
+        convs = await self._settled(ids, known, self._copies(ids, known, timers))
         tally = Tally()
         timers.update(await self.opened_many(
             [convs[i] for i in ids if i not in timers and i in convs], tally))

@@ -85,3 +85,27 @@ def test_what_cannot_be_applied_is_dropped_and_read_again() -> None:
         cache.put("messages", {"_id": i})
     assert len(cache) == 2
     assert cache.put("messages", {"_id": 9, "raw": "payload", "credentials": "k"}) == {"_id": 9}
+
+
+async def test_followers_at_different_points_share_nothing(db: Database) -> None:
+    """One change event reaches every subscriber of the feed (the hub, the measures follower):
+    a follower that has applied later updates must not change another's copy, or the event
+    the other has yet to send on."""
+    oid = ObjectId()
+    coll = db.conversations
+    async with await coll.watch() as stream:
+        await coll.insert_one(conversation(oid) | {"routing": {"agent_id": None, "steps": []}})
+        await coll.update_one({"_id": oid}, {"$set": {"labels.0": "vip",
+                                                      "routing.agent_id": "a1"}})
+        await coll.update_one({"_id": oid}, {"$set": {"routing.agent_id": "a2"}})
+        insert, first, second = [await stream.next() for _ in range(3)]
+    ahead, behind = DocCache(), DocCache()
+    ahead.follow(insert)
+    behind.follow(insert)
+    ahead.follow(first)
+    assert ahead.follow(second) == await coll.find_one({"_id": oid}, {"raw": 0})
+    assert insert["fullDocument"]["labels"] == []
+    assert insert["fullDocument"]["routing"] == {"agent_id": None, "steps": []}
+    assert behind.get("conversations", oid)["routing"]["agent_id"] is None
+    assert behind.follow(first)["routing"]["agent_id"] == "a1"
+    assert ahead.get("conversations", oid)["routing"]["agent_id"] == "a2"

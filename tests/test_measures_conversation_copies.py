@@ -1,6 +1,7 @@
 """The measures follower knows a batch's conversations from the change feed: a conversation it
 saw created or changed costs no read, a change reaches the next message's counters, and one it
-never saw is read once, then followed."""
+never saw is read once, then followed; a copy whose team or agent differs from its clock is read
+(one read a reassignment), so an old copy never sets the clock back."""
 
 from __future__ import annotations
 
@@ -59,16 +60,21 @@ async def _counted(db: Database, team: str, n: int) -> None:
     await wait_for(done, timeout=15)
 
 
-async def test_a_conversation_seen_created_and_changed_costs_no_read(db: Database,
-                                                                   measures: Measures) -> None:
+async def test_a_conversation_seen_created_costs_no_read_and_a_reassignment_one(
+        db: Database, measures: Measures) -> None:
     conv = _conversation("t1")
     await db.conversations.insert_one(conv)
     await _message(db, conv)
     await _counted(db, "t1", 1)
+    assert measures.conversations_read == 0
     await db.conversations.update_one({"_id": conv["_id"]}, {"$set": {"team_id": "t2"}})
     await _message(db, conv)
     await _counted(db, "t2", 1)
-    assert measures.conversations_read == 0
+    # the clock still named t1: whether it is behind or the copy is, only a read can tell
+    assert measures.conversations_read == 1
+    await _message(db, conv)
+    await _counted(db, "t2", 2)
+    assert measures.conversations_read == 1
     assert measures.follower.conversations.get("conversations", conv["_id"])["team_id"] == "t2"
 
 
@@ -80,9 +86,38 @@ async def test_a_conversation_never_seen_is_read_once_then_followed(db: Database
         await _message(db, old)
         await _counted(db, "t1", 1)
         assert m.conversations_read == 1
+        await _message(db, old)
+        await _counted(db, "t1", 2)
+        assert m.conversations_read == 1
         await db.conversations.update_one({"_id": old["_id"]}, {"$set": {"team_id": "t3"}})
         await _message(db, old)
         await _counted(db, "t3", 1)
-        assert m.conversations_read == 1
+        assert m.conversations_read == 2  # the team change, as above
     finally:
         await m.stop()
+
+
+async def test_a_copy_behind_its_clock_is_read_not_written_back(db: Database,
+                                                                measures: Measures) -> None:
+    """A clock moved by a change the feed has not brought yet (a reassignment on breach, a
+    status change from another process) differs from the copy in team or agent: the copy is
+    read again, and its old agent is not written back onto the clock."""
+    conv = _conversation("t1")
+    await db.conversations.insert_one(conv)
+    await _message(db, conv)
+    await _counted(db, "t1", 1)
+    copies = measures.follower.conversations
+    stale = dict(copies.get("conversations", conv["_id"]))
+    await db.conversations.update_one({"_id": conv["_id"]}, {"$set": {"assignee_id": "a2"}})
+    await db.sla_timers.update_one({"_id": str(conv["_id"])}, {"$set": {"agent_id": "a2"},
+                                                               "$inc": {"v": 1}})
+    async def followed() -> bool:
+        return copies.get("conversations", conv["_id"])["assignee_id"] == "a2"
+    await wait_for(followed)
+    copies.put("conversations", stale)  # as if the feed had not brought the change yet
+    await _message(db, conv)
+    await _counted(db, "t1", 2)
+    assert measures.conversations_read == 1
+    timer = await db.sla_timers.find_one({"_id": str(conv["_id"])})
+    assert timer is not None and timer["agent_id"] == "a2"
+    assert copies.get("conversations", conv["_id"])["assignee_id"] == "a2"
