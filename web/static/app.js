@@ -746,7 +746,13 @@
       box.textContent = lines.join(" · ");
       box.hidden = lines.length === 0;
     }
-    function say(state) { api("POST", url, { state: state }); }
+    /* one at a time: "viewing" on load and "typing" a moment later, sent side by side, may
+     * be stored in the other order and leave the others reading "has it open" */
+    var sending = Promise.resolve();
+    function say(state) {
+      sending = sending.then(function () { return api("POST", url, { state: state }); })
+        .catch(function () { return null; });
+    }
     say("viewing");
     window.setInterval(function () { say("viewing"); }, 15000);
     var typingAt = 0;
