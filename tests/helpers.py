@@ -86,8 +86,13 @@ async def ingest_settled(store: Store, msg: InboundMessage) -> Any:
     return result
 
 
+async def keep_expiring(db: Database, collection: str) -> None:
+    """Drop a collection's expiry on `at` (route claims a day after it, teams/db.py; automatic
+    messages' last sends after 31 days, measures/auto.py). A test on a fixed clock further
+    back writes documents the database's TTL sweep (once a minute, on real time) may remove
+    at any moment, so whether one is still there would be a coin toss."""
+    await db[collection].drop_index("at_1")
+
+
 async def keep_claims(db: Database) -> None:
-    """Drop the expiry of route claims (a day after their `at`, teams/db.py). A test on a fixed
-    clock months back writes claims the database's TTL sweep (once a minute, on real time)
-    may remove at any moment, so whether a claim is still there would be a coin toss."""
-    await db.route_claims.drop_index("at_1")
+    await keep_expiring(db, "route_claims")
