@@ -92,7 +92,3 @@ async def keep_expiring(db: Database, collection: str) -> None:
     back writes documents the database's TTL sweep (once a minute, on real time) may remove
     at any moment, so whether one is still there would be a coin toss."""
     await db[collection].drop_index("at_1")
-
-
-async def keep_claims(db: Database) -> None:
-    await keep_expiring(db, "route_claims")

@@ -16,7 +16,7 @@ from inbox.db import Database
 from inbox.store import Store
 from teams.service import TeamWork
 from teams.settings import TeamSettings
-from tests.helpers import inbound, keep_claims
+from tests.helpers import inbound, keep_expiring
 
 T0 = datetime(2026, 9, 22, 2, 0, tzinfo=UTC)  # a Tuesday, 10:00 in Shanghai
 
@@ -26,7 +26,7 @@ async def work(db: Database) -> TeamWork:
     w = TeamWork(db, TeamSettings(routing=False, search_indexing=False), "Acme",
                  FixedClock(T0))
     await w.setup()
-    await keep_claims(db)
+    await keep_expiring(db, "route_claims")
     return w
 
 

@@ -21,7 +21,7 @@ from inbox.db import Database
 from inbox.store import Store
 from teams.service import TeamWork
 from teams.settings import TeamSettings
-from tests.helpers import inbound, keep_claims
+from tests.helpers import inbound, keep_expiring
 
 T0 = datetime(2026, 9, 22, 2, 0, tzinfo=UTC)
 
@@ -48,7 +48,7 @@ def team_work(db: Database, store: Store) -> TeamWork:
 async def work(db: Database, store: Store) -> AsyncIterator[TeamWork]:
     w = team_work(db, store)
     await w.start()
-    await keep_claims(db)
+    await keep_expiring(db, "route_claims")
     yield w
     await w.stop()
 
