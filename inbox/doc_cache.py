@@ -37,7 +37,7 @@ class DocCache:
         return len(self._docs)
 
     def put(self, coll: str, doc: Mapping[str, Any]) -> Doc:
-        kept = {k: _tree(v) for k, v in doc.items() if k not in self.leave_out}
+        kept = {k: copy_tree(v) for k, v in doc.items() if k not in self.leave_out}
         key = (coll, kept.get("_id"))
         self._docs[key] = kept
         self._docs.move_to_end(key)
@@ -92,7 +92,7 @@ def apply_update(doc: Doc, description: Mapping[str, Any]) -> bool:
             return False
         del target[int(cut.get("newSize", len(target))):]
     for path, value in (description.get("updatedFields") or {}).items():
-        if not _set(doc, path.split("."), _tree(value)):
+        if not _set(doc, path.split("."), copy_tree(value)):
             return False
     for path in description.get("removedFields") or []:
         parts = path.split(".")
@@ -107,13 +107,13 @@ def apply_update(doc: Doc, description: Mapping[str, Any]) -> bool:
     return True
 
 
-def _tree(value: Any) -> Any:
+def copy_tree(value: Any) -> Any:
     """A copy of the dicts and lists of a decoded document (its leaves are immutable: str,
     numbers, ObjectId, datetime, bytes), several times faster than `copy.deepcopy`."""
     if isinstance(value, dict):
-        return {k: _tree(v) for k, v in value.items()}
+        return {k: copy_tree(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_tree(v) for v in value]
+        return [copy_tree(v) for v in value]
     return value
 
 

@@ -6,13 +6,13 @@ because the counters are `$inc`-ed: two followers would count every message twic
 the process's change feed (inbox/changes.py: inserts into `messages`, a customer's message or
 an agent's reply as the outbox shows it, and into `interactions`, presses), in batches, and
 keeps the resume token in `meta` ("measures") after the batch it ends is applied. It also
-follows every change of `conversations` into copies (inbox/doc_cache.py), so a batch's
-conversations are mostly known without a read (measured: that read was ~6 % of the database's
-time under steady ingest); a copy is as current as the feed at the batch, a conversation
-without one is read. A crash between a
-batch's counters and its token counts that batch again on restart (at most one batch); a token
-lost from the oplog (error 286) restarts the stream at "now", and what happened in between is
-not counted (the SLA clocks catch up at the conversation's next event).
+follows every change of `conversations` into copies (inbox/doc_cache.py), and of `sla_timers`
+(measures/timer_copies.py), so a batch's conversations and clocks are mostly known without a
+read (measured: the conversations' read was ~6 % of the database's time under steady ingest,
+the clocks' ~10 %); a copy is as current as the feed at the batch, one missing is read. A
+crash between a batch's counters and its token counts that batch again on restart (at most
+one batch); a token lost from the oplog (error 286) restarts the stream at "now", and what
+happened in between is not counted (the SLA clocks catch up at the conversation's next event).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from inbox.changes import OPS, Batch, ChangeFeed, HistoryLost
 from inbox.db import Database, Doc
 from inbox.doc_cache import DocCache
 from inbox.tasks import cancel_and_wait
+from measures.timer_copies import TimerCopies
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,8 @@ BATCH = 1024
 SAVE_IDLE_EVERY = 5.0  # s between saves of a token that only moved past other changes
 GATHER = 0.25  # s a batch may wait for more: each costs a few reads and writes of its own
 COLLECTIONS = ("messages", "interactions")
-FOLLOWED = (*COLLECTIONS, "conversations")
-COPIES = 8192  # conversations kept
+FOLLOWED = (*COLLECTIONS, "conversations", "sla_timers")
+COPIES = 8192  # conversations kept, and as many clocks
 
 
 class Follower:
@@ -59,6 +60,7 @@ class Follower:
         self._leading = asyncio.Event()
         self._ready = asyncio.Event()
         self.conversations = DocCache(COPIES)
+        self.timers = TimerCopies(COPIES)
 
     async def start(self) -> None:
         if self.feed is None:  # alone (tests, tools): a feed of its own
@@ -111,9 +113,9 @@ class Follower:
                 meta = await self.db.meta.find_one({"_id": "measures"}) or {}
                 # `token` since the change feed; before it, one token per collection
                 token = meta.get("token") or meta.get("messages_token")
-                self.conversations.clear()  # kept current by this subscription only
+                self._clear_copies()  # kept current by this subscription only
                 sub = self.feed.subscribe("measures", FOLLOWED, ["insert"], after=token,
-                                          ops_of={"conversations": OPS})
+                                          ops_of={"conversations": OPS, "sla_timers": OPS})
                 self._ready.set()
                 delay = 0.5
                 loop, saved = asyncio.get_running_loop(), 0.0
@@ -125,7 +127,7 @@ class Follower:
                             more = await sub.next_batch(0)
                             got = Batch(got.changes + more.changes, more.token or got.token)
                     except HistoryLost:
-                        self.conversations.clear()
+                        self._clear_copies()
                         log.warning("measures: resume token lost; following from now")
                         await self.db.meta.update_one({"_id": "measures"},
                                                       {"$unset": {"token": "",
@@ -134,6 +136,8 @@ class Follower:
                     for change in got.changes:
                         if change["ns"]["coll"] == "conversations":
                             self.conversations.follow(change)
+                        elif change["ns"]["coll"] == "sla_timers":
+                            self.timers.follow(change)
                     for name in COLLECTIONS:
                         docs = [c["fullDocument"] for c in got.changes
                                 if c["ns"]["coll"] == name and c.get("fullDocument")]
@@ -155,10 +159,15 @@ class Follower:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
+    def _clear_copies(self) -> None:
+        self.conversations.clear()
+        self.timers.clear()
+
     async def _apply(self, name: str, batch: list[Doc]) -> None:
         try:
             if name == "messages":
-                await self.measures.handle_messages(batch, known=self.conversations)
+                await self.measures.handle_messages(batch, known=self.conversations,
+                                                    timer_copies=self.timers)
             else:
                 await self.measures.handle_interactions(batch)
         except PyMongoError as exc:

@@ -25,6 +25,7 @@ from measures import sla
 from measures.counters import Tally
 from measures.csat import Answer, Surveys, is_survey, survey_enabled
 from measures.settings import CsatSettings, SlaSettings
+from measures.timer_copies import TimerCopies
 from replies.settings import IdentitySettings
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class Measures:
         self.feed: Any = None  # inbox.changes.ChangeFeed, set by the composition root
         self.open_wait = OPEN_WAIT
         self.conversations_read = 0  # documents read by `_conversations` (the copies' misses)
+        self.timers_read = 0  # clocks looked for by `_timers` (the copies' misses)
 
     async def setup(self) -> None:
         await measures_db.ensure_indexes(self.db)
@@ -84,6 +86,27 @@ class Measures:
         docs = await find_in(self.db.conversations, wanted, projection=CONV_FIELDS)
         self.conversations_read += len(docs)
         return {str(d["_id"]): d for d in docs}
+
+    async def _timers(self, ids: Sequence[str], copies: TimerCopies | None) -> dict[str, Doc]:
+        """The clocks of `ids`: those `copies` keeps (measures/timer_copies.py), the others
+        read, and kept."""
+        if copies is None:
+            return await self.clocks.many(ids)
+        found: dict[str, Doc] = {}
+        missing = []
+        for i in ids:
+            copy = copies.get(i)
+            if copy is None:
+                missing.append(i)
+            else:
+                found[i] = copy
+        if missing:
+            self.timers_read += len(missing)
+            read = await self.clocks.many(missing)
+            for timer in read.values():
+                copies.keep(timer)
+            found.update(read)
+        return found
 
     def _ready(self, conv: Doc | None) -> bool:
         return conv is not None and (not self.routing or "routing" in conv)
@@ -177,22 +200,27 @@ class Measures:
 
     # ------------------------------------------------------------------ messages
 
-    async def handle_messages(self, docs: Sequence[Doc], *,
-                              known: DocCache | None = None) -> None:
+    async def handle_messages(self, docs: Sequence[Doc], *, known: DocCache | None = None,
+                              timer_copies: TimerCopies | None = None) -> None:
         """A batch of new messages (inbound and replies) in the order they were stored: the
         counters of all of them, then each conversation's clock moved once for its messages
         (one compare-and-set, skipped when nothing changed: updates are what the embedded
-        server is slow at)."""
+        server is slow at). `known` and `timer_copies`: the follower's copies of conversations
+        and clocks, taken instead of reads where they can be."""
+        copies = timer_copies
         docs = sorted((d for d in docs if d.get("direction") in ("in", "out")),
                       key=lambda d: str(d.get("sk") or ""))
         if not docs:
             return
         ids = list(dict.fromkeys(str(d["conversation_id"]) for d in docs))
-        timers = await self.clocks.many(ids)
+        timers = await self._timers(ids, copies)
         convs = await self._settled(ids, known, self._copies(ids, known, timers))
         tally = Tally()
-        timers.update(await self.opened_many(
-            [convs[i] for i in ids if i not in timers and i in convs], tally))
+        started = await self.opened_many(
+            [convs[i] for i in ids if i not in timers and i in convs], tally)
+        timers.update(started)
+        for timer in started.values() if copies is not None else ():
+            copies.keep(timer)
         surveys = await self.surveys.waiting(ids)
         for conv_id in ids:
             conv = convs.get(conv_id)
@@ -203,7 +231,9 @@ class Measures:
                                                  if str(d["conversation_id"]) == conv_id],
                                           surveys, tally)
                 if timed:
-                    await self._move_clock(conv, timed, tally, timers.get(conv_id))
+                    moved = await self._move_clock(conv, timed, tally, timers.get(conv_id))
+                    if moved is not None and copies is not None:
+                        copies.keep(moved)
             except Exception:  # one conversation must not stop the measures of the others
                 log.exception("measures: the messages of %s could not be measured", conv_id)
         await tally.flush(self.db)
@@ -235,7 +265,8 @@ class Measures:
         return timed
 
     async def _move_clock(self, conv: Doc, timed: list[tuple[Doc, datetime]],
-                          tally: Tally, current: Doc | None) -> None:
+                          tally: Tally, current: Doc | None) -> Doc | None:
+        """Apply the messages to the clock; the clock as it now stands (None: it has none)."""
         later: list[tuple[str, datetime, dict[str, Any], Any]] = []
 
         def event(timer: Doc) -> list[sla.Outcome]:
@@ -255,7 +286,8 @@ class Measures:
                 later.extend(("outcome", o.at, dims, o) for o in outcomes)
             return []
 
-        await self.clocks.apply(str(conv["_id"]), event, self._fields(conv), current=current)
+        timer, _ = await self.clocks.apply(str(conv["_id"]), event, self._fields(conv),
+                                           current=current)
         for kind, at, dims, value in later:
             if kind == "fr":
                 tally.observe(at, dims, "fr", value)
@@ -263,6 +295,7 @@ class Measures:
                 tally.add(at, dims, reopened=1)
             else:
                 self._outcomes(tally, [value], dims)
+        return timer
 
     @staticmethod
     def _fields(conv: Mapping[str, Any]) -> dict[str, Any]:

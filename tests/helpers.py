@@ -92,3 +92,24 @@ async def keep_expiring(db: Database, collection: str) -> None:
     back writes documents the database's TTL sweep (once a minute, on real time) may remove
     at any moment, so whether one is still there would be a coin toss."""
     await db[collection].drop_index("at_1")
+
+
+from inbox.clock import FixedClock  # noqa: E402
+from measures.service import Measures  # noqa: E402
+from measures.settings import CsatSettings, SlaSettings  # noqa: E402
+from teams.service import TeamWork  # noqa: E402
+from teams.settings import TeamSettings  # noqa: E402
+
+
+async def following_measures(db: Database, now: datetime) -> Measures:
+    """Service measures with their follower started, on a fixed clock, without routing or
+    search indexing, and no wait for new conversations (they are inserted before their
+    messages)."""
+    clock = FixedClock(now)
+    work = TeamWork(db, TeamSettings(routing=False, search_indexing=False), "Acme", clock)
+    await work.setup()
+    m = Measures(db, clock, SlaSettings(follow=True, check_every_s=60), CsatSettings(),
+                 IdentitySettings(), teams=work, routing=False)
+    m.open_wait = 0
+    await m.start()
+    return m

@@ -11,32 +11,17 @@ from datetime import UTC, datetime
 import pytest
 from bson import ObjectId
 
-from inbox.clock import FixedClock
 from inbox.db import Database, Doc
 from measures.service import Measures
-from measures.settings import CsatSettings, SlaSettings
-from replies.settings import IdentitySettings
-from teams.service import TeamWork
-from teams.settings import TeamSettings
+from tests.helpers import following_measures
 from tests.live import wait_for
 
 NOW = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 
 
-async def _started(db: Database) -> Measures:
-    clock = FixedClock(NOW)
-    work = TeamWork(db, TeamSettings(routing=False, search_indexing=False), "Acme", clock)
-    await work.setup()
-    m = Measures(db, clock, SlaSettings(follow=True, check_every_s=60), CsatSettings(),
-                 IdentitySettings(), teams=work, routing=False)
-    m.open_wait = 0
-    await m.start()
-    return m
-
-
 @pytest.fixture
 async def measures(db: Database) -> AsyncIterator[Measures]:
-    m = await _started(db)
+    m = await following_measures(db, NOW)
     yield m
     await m.stop()
 
@@ -81,7 +66,7 @@ async def test_a_conversation_seen_created_costs_no_read_and_a_reassignment_one(
 async def test_a_conversation_never_seen_is_read_once_then_followed(db: Database) -> None:
     old = _conversation("t1")
     await db.conversations.insert_one(old)  # before the follower: not in its feed
-    m = await _started(db)
+    m = await following_measures(db, NOW)
     try:
         await _message(db, old)
         await _counted(db, "t1", 1)

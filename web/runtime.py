@@ -106,8 +106,8 @@ async def start_services(settings: Settings, uri: str,
 
 # what the process's followers read: the event hub (conversations, messages, presence), the
 # delivery worker (outbox), the router (conversations), the search indexer (messages) and the
-# service measures (messages, interactions)
-FOLLOWED = ("conversations", "messages", "presence", "outbox", "interactions")
+# service measures (messages, interactions, conversations and SLA clocks)
+FOLLOWED = ("conversations", "messages", "presence", "outbox", "interactions", "sla_timers")
 STOP_WITHIN = 15.0  # s: the longest one component's stop may take before shutdown goes on
 STACK_FRAMES = 8  # of each task a stop that hangs is waiting for, in its log line
 
