@@ -107,6 +107,9 @@ async def test_attachment_is_proxied_without_exposing_the_token(e2e: Live,
     tg.add_file(file_id, b"\x89PNG fake image bytes", "photos/file_1.jpg", "image/jpeg")
     tg.inject_update(BOT_TOKEN, update)
     msg = await wait_for(lambda: e2e.services.db.messages.find_one({}))
+    # its conversation is created behind the acknowledgement (inbox/summaries.py)
+    await wait_for(lambda: e2e.services.db.conversations.find_one(
+        {"_id": ObjectId(msg["conversation_id"])}))
     resp = await e2e.http.get(f"{e2e.url}/api/messages/{msg['_id']}/attachments/0",
                                headers=e2e.headers)
     assert resp.status == 200
