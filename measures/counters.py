@@ -62,18 +62,21 @@ class Tally:
 
     def __init__(self) -> None:
         self.hours: dict[str, datetime] = {}
+        self._ids: dict[datetime, tuple[str, str]] = {}  # an hour → its and its day's ids
         self.incs: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
 
     def _paths(self, at: datetime, dims: Mapping[str, Any]) -> list[tuple[str, str]]:
         hour = hour_of(at)
-        key = hour_id(hour)
-        self.hours[key] = hour
-        day = hour.replace(hour=0)
-        self.hours[hour_id(day)] = day
+        ids = self._ids.get(hour)
+        if ids is None:  # formatting the ids was a few % of the follower's time, per message
+            day = hour.replace(hour=0)
+            ids = self._ids[hour] = (hour_id(hour), hour_id(day))
+            self.hours[ids[0]], self.hours[ids[1]] = hour, day
+        key, day_key = ids
         paths = [(f"{key}|all", "c.all")]
         for name, field in DIMENSIONS.items():
             prefix = f"c.{safe_key(dims.get(field))}"
-            paths += [(f"{key}|{name}", prefix), (f"{hour_id(day)}|{name}{DAILY}", prefix)]
+            paths += [(f"{key}|{name}", prefix), (f"{day_key}|{name}{DAILY}", prefix)]
         return paths
 
     def add(self, at: datetime, dims: Mapping[str, Any], **counts: int) -> None:
@@ -121,5 +124,6 @@ class Tally:
         if ops:
             await db.report_counters.bulk_write(ops, ordered=False)
         self.hours.clear()
+        self._ids.clear()
         self.incs.clear()
         return len(ops)

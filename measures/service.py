@@ -212,7 +212,10 @@ class Measures:
                       key=lambda d: str(d.get("sk") or ""))
         if not docs:
             return
-        ids = list(dict.fromkeys(str(d["conversation_id"]) for d in docs))
+        by_conversation: dict[str, list[Doc]] = {}
+        for doc in docs:
+            by_conversation.setdefault(str(doc["conversation_id"]), []).append(doc)
+        ids = list(by_conversation)
         timers = await self._timers(ids, copies)
         convs = await self._settled(ids, known, self._copies(ids, known, timers))
         tally = Tally()
@@ -227,9 +230,7 @@ class Measures:
             if conv is None:
                 continue
             try:
-                timed = await self._count(conv, [d for d in docs
-                                                 if str(d["conversation_id"]) == conv_id],
-                                          surveys, tally)
+                timed = await self._count(conv, by_conversation[conv_id], surveys, tally)
                 if timed:
                     moved = await self._move_clock(conv, timed, tally, timers.get(conv_id))
                     if moved is not None and copies is not None:

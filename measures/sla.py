@@ -17,7 +17,6 @@ soonest") until it is met or the conversation is resolved.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from pymongo import ASCENDING
 
 from inbox.clock import Clock
 from inbox.db import Database, Doc, find_in
+from inbox.doc_cache import copy_tree
 from measures.hours import Hours, add_business, business_seconds
 
 TARGETS = ("first_response", "next_response", "resolution")
@@ -347,14 +347,15 @@ class SlaClocks:
                     *, current: Doc | None = None) -> tuple[Doc | None, list[Outcome]]:
         """Apply `event` to a clock by compare-and-set; (None, []) when it has none. `current`
         is the clock as the caller just read it (one read fewer; a stale one loses the
-        compare-and-set and is read again)."""
+        compare-and-set and is read again); it is left as it is: the event works on a copy,
+        which is returned (written, or unchanged)."""
         for _ in range(20):
-            timer, current = (current, None) if current is not None else (
+            before, current = (current, None) if current is not None else (
                 await self.get(conv_id), None)
-            if timer is None:
+            if before is None:
                 return None, []
-            version = timer.get("v", 0)
-            before = copy.deepcopy(timer)
+            version = before.get("v", 0)
+            timer = copy_tree(before)
             outcomes = event(timer) or []
             timer.update(fields or {})
             schedule(timer)

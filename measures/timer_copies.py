@@ -19,41 +19,49 @@ one) drops the copy: the next batch reads it.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
 from inbox.db import Doc
-from inbox.doc_cache import DocCache, copy_tree
-
-COLLECTION = "sla_timers"
+from inbox.doc_cache import copy_tree
 
 
 class TimerCopies:
+    """Clocks by conversation id, least recently kept out first."""
+
     def __init__(self, size: int) -> None:
-        self._cache = DocCache(size)
+        self.size = size
+        self._kept: OrderedDict[Any, Doc] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._cache)
+        return len(self._kept)
 
     def clear(self) -> None:
-        self._cache.clear()
+        self._kept.clear()
 
     def get(self, conv_id: str) -> Doc | None:
-        """A copy of the clock the caller may change (None: not kept)."""
-        kept = self._cache.get(COLLECTION, conv_id)
-        return copy_tree(kept) if kept is not None else None
+        """The kept clock (None: none), not to be changed: `SlaClocks.apply` works on a copy
+        of what it is given."""
+        return self._kept.get(conv_id)
 
-    def keep(self, timer: Mapping[str, Any]) -> None:
-        """A clock as read or written now; an older one than the copy is not taken."""
-        kept = self._cache.get(COLLECTION, timer.get("_id"))
+    def keep(self, timer: Doc) -> None:
+        """A clock as read or written now, handed over (the caller changes it no more); an
+        older one than the copy is not taken."""
+        conv_id = timer.get("_id")
+        kept = self._kept.get(conv_id)
         if kept is None or int(timer.get("v", 0)) >= int(kept.get("v", 0)):
-            self._cache.put(COLLECTION, timer)
+            self._kept[conv_id] = timer
+            self._kept.move_to_end(conv_id)
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
 
     def follow(self, change: Mapping[str, Any]) -> None:
-        """One change of `sla_timers`, in feed order."""
+        """One change of `sla_timers`, in feed order (the event is shared with the feed's
+        other subscribers: its clock is copied)."""
         doc_id = (change.get("documentKey") or {}).get("_id")
         full = change.get("fullDocument")
         if change.get("operationType") in ("insert", "replace") and full:
-            self.keep(full)
+            self.keep(copy_tree(full))
         else:
-            self._cache.drop(COLLECTION, doc_id)
+            self._kept.pop(doc_id, None)
