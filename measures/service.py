@@ -287,8 +287,15 @@ class Measures:
                 later.extend(("outcome", o.at, dims, o) for o in outcomes)
             return []
 
-        timer, _ = await self.clocks.apply(str(conv["_id"]), event, self._fields(conv),
-                                           current=current)
+        conv_id = str(conv["_id"])
+
+        async def fresh_fields() -> dict[str, Any]:
+            # the clock moved since `current`: `conv` may be a copy as old as it was
+            fresh = (await self._conversations([conv_id])).get(conv_id)
+            return self._fields(fresh if fresh is not None else conv)
+
+        timer, _ = await self.clocks.apply(conv_id, event, self._fields(conv), current=current,
+                                           refresh=fresh_fields)
         for kind, at, dims, value in later:
             if kind == "fr":
                 tally.observe(at, dims, "fr", value)

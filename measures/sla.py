@@ -17,7 +17,7 @@ soonest") until it is met or the conversation is resolved.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -344,12 +344,18 @@ class SlaClocks:
         return set(wanted)
 
     async def apply(self, conv_id: str, event: Event, fields: Mapping[str, Any] | None = None,
-                    *, current: Doc | None = None) -> tuple[Doc | None, list[Outcome]]:
+                    *, current: Doc | None = None,
+                    refresh: Callable[[], Awaitable[Mapping[str, Any]]] | None = None,
+                    ) -> tuple[Doc | None, list[Outcome]]:
         """Apply `event` to a clock by compare-and-set; (None, []) when it has none. `current`
         is the clock as the caller just read it (one read fewer; a stale one loses the
         compare-and-set and is read again); it is left as it is: the event works on a copy,
-        which is returned (written, or unchanged)."""
-        for _ in range(20):
+        which is returned (written, or unchanged). `refresh`: where `fields` come from again
+        once a compare-and-set is lost (fields as old as a stale `current` would set the
+        newer clock's team or agent back)."""
+        for attempt in range(20):
+            if attempt and refresh is not None:
+                fields = await refresh()
             before, current = (current, None) if current is not None else (
                 await self.get(conv_id), None)
             if before is None:

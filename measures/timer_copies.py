@@ -11,9 +11,11 @@ clock is an insert or a whole-document replace, so each change carries the clock
 the follower's own writes are kept as it makes them, and a feed event older than the copy (a
 lower `v`) does not set it back. A clock changed elsewhere since (a status change in another
 process) differs from its copy only by what the feed has not brought yet: a write based on the
-copy loses its compare-and-set on `v` and reads the clock again (measures/sla.py), and a
-decision that nothing changes is the one the clock's state as of the feed's position gives —
-the order the database stored those changes in. An update event (no production writer makes
+copy loses its compare-and-set on `v` and reads the clock again (measures/sla.py), with the
+team and agent read again from the conversation (its copy may be as old as the clock's: a
+reassignment moves the conversation, then the clock), and a decision that nothing changes is
+the one the clock's state as of the feed's position gives — the order the database stored
+those changes in. An update event (no production writer makes
 one) drops the copy: the next batch reads it.
 """
 

@@ -101,14 +101,14 @@ from teams.service import TeamWork  # noqa: E402
 from teams.settings import TeamSettings  # noqa: E402
 
 
-async def following_measures(db: Database, now: datetime) -> Measures:
-    """Service measures with their follower started, on a fixed clock, without routing or
-    search indexing, and no wait for new conversations (they are inserted before their
-    messages)."""
+async def following_measures(db: Database, now: datetime, *, follow: bool = True) -> Measures:
+    """Service measures with their follower started (`follow`; else set up only, for tests
+    that hand them batches), on a fixed clock, without routing or search indexing, and no wait
+    for new conversations (they are inserted before their messages)."""
     clock = FixedClock(now)
     work = TeamWork(db, TeamSettings(routing=False, search_indexing=False), "Acme", clock)
     await work.setup()
-    m = Measures(db, clock, SlaSettings(follow=True, check_every_s=60), CsatSettings(),
+    m = Measures(db, clock, SlaSettings(follow=follow, check_every_s=60), CsatSettings(),
                  IdentitySettings(), teams=work, routing=False)
     m.open_wait = 0
     await m.start()

@@ -13,6 +13,7 @@ from bson import ObjectId
 
 from inbox.clock import FixedClock
 from inbox.db import Database, Doc
+from inbox.doc_cache import DocCache
 from measures import sla
 from measures.service import Measures
 from measures.timer_copies import TimerCopies
@@ -33,9 +34,9 @@ async def measures(db: Database) -> AsyncIterator[Measures]:
     await m.stop()
 
 
-async def _conversation(db: Database) -> Doc:
+async def _conversation(db: Database, assignee: str | None = None) -> Doc:
     conv = {"_id": ObjectId(), "platform": "telegram", "account_id": "a", "status": "open",
-            "assignee_id": None, "team_id": None, "created_at": NOW, "labels": [],
+            "assignee_id": assignee, "team_id": None, "created_at": NOW, "labels": [],
             "kind": "dm", "thread_key": str(ObjectId()), "sk": "1"}
     await db.conversations.insert_one(conv)
     return conv
@@ -132,6 +133,35 @@ async def test_a_copy_behind_the_database_is_read_not_written_over_it(
     docs = await db.report_counters.find({"part": "all"}).to_list()
     assert sum(d["c"]["all"].get("sla_hit", 0) for d in docs) == 1
     assert sum(d["c"]["all"].get("sla_n", 0) for d in docs) == 1
+
+
+async def test_a_lost_compare_and_set_takes_the_team_and_agent_afresh(db: Database) -> None:
+    """A reassignment (on breach, or by an agent) moved the conversation and then its clock,
+    and the feed has brought neither: the clock's copy and the conversation's copy agree on the
+    old agent, the customer's message starts the next-response target on the copy and loses
+    its compare-and-set; the retry takes the agent from the conversation as it now is, not
+    from the old copy."""
+    await db.sla_policies.insert_one(POLICY)
+    m = await following_measures(db, NOW, follow=False)
+    conv = await _conversation(db, assignee="A")
+    known, timers = DocCache(16), TimerCopies(16)
+
+    def message(direction: str, minutes: int) -> Doc:
+        at = NOW + timedelta(minutes=minutes)
+        return {"_id": ObjectId(), "conversation_id": str(conv["_id"]), "direction": direction,
+                "received_at": at, "created_at": at, "agent_id": "A", "text": "您好",
+                "sk": f"{at.timestamp():.6f}"}
+
+    await m.handle_messages([message("in", 0)], known=known, timer_copies=timers)
+    await m.handle_messages([message("out", 1)], known=known, timer_copies=timers)
+    await db.conversations.update_one({"_id": conv["_id"]}, {"$set": {"assignee_id": "B"}})
+    moved, _ = await sla.SlaClocks(db, FixedClock(NOW)).apply(str(conv["_id"]), lambda t: None,
+                                                    {"agent_id": "B"})
+    assert moved is not None
+    await m.handle_messages([message("in", 2)], known=known, timer_copies=timers)
+    timer = await _timer(db, conv)
+    assert timer["v"] == moved["v"] + 1 and timer["due"]["next_response"] is not None
+    assert timer["agent_id"] == "B"
 
 
 def test_an_older_change_does_not_set_a_copy_back_and_an_update_drops_it() -> None:
