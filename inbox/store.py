@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +30,7 @@ UNASSIGNED = "none"
 
 
 FLOOR_TTL = 10.0
+PROFILE_WAIT = 5.0  # s a profile waits for its new contact and conversation to be created
 _ALL = 10**16
 
 
@@ -105,7 +108,10 @@ class Store:
                             message_id: str | None = None,
                             conversation_id: str | None = None) -> None:
         """A connector learned more about a customer after their message was stored (a Slack
-        profile): the contact, that message's author and the conversation's locale follow."""
+        profile): the contact, that message's author and the conversation's locale follow.
+        The contact and the conversation of a new customer are created behind the
+        acknowledgement (inbox/summaries.py) from the message as first stored: a profile that
+        comes first waits for this process's rounds (bounded) and is applied after them."""
         fields: Doc = {"name": author.name}
         if author.avatar_url:
             fields["avatar_url"] = author.avatar_url
@@ -113,20 +119,40 @@ class Store:
             fields["locale"] = author.locale
         if author.handle:
             fields["handle"] = author.handle
-        res = await self.db.contacts.update_one({"_id": contact_oid(account_id, author.user_id)},
-                                                {"$set": fields})
-        if not res.matched_count and self.ingestor.legacy:  # a contact from before derived ids
-            await self.db.contacts.update_one(
-                {"identities.account_id": account_id, "identities.user_id": author.user_id},
-                {"$set": fields})
         if message_id:
             await self.db.messages.update_one(
                 {"_id": oid(message_id)},
                 {"$set": {f"author.{k}": v for k, v in author.as_doc().items() if v}})
-        if conversation_id and author.locale:
-            await self.db.conversations.update_one(
-                {"_id": oid(conversation_id), "customer_locale": None},
-                {"$set": {"customer_locale": author.locale}})
+        contact = await self._profile_contact(account_id, author.user_id, fields)
+        locale = not (conversation_id and author.locale) or \
+            await self._set_locale(conversation_id, author.locale)
+        if contact and locale:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.settle(), PROFILE_WAIT)
+        if not contact:
+            await self._profile_contact(account_id, author.user_id, fields)
+        if not locale and conversation_id and author.locale:
+            await self._set_locale(conversation_id, author.locale)
+
+    async def _profile_contact(self, account_id: str, user_id: str, fields: Doc) -> bool:
+        """Whether the customer's contact took the profile (False: none yet)."""
+        res = await self.db.contacts.update_one({"_id": contact_oid(account_id, user_id)},
+                                                {"$set": fields})
+        if not res.matched_count and self.ingestor.legacy:  # a contact from before derived ids
+            res = await self.db.contacts.update_one(
+                {"identities.account_id": account_id, "identities.user_id": user_id},
+                {"$set": fields})
+        return bool(res.matched_count)
+
+    async def _set_locale(self, conversation_id: str, locale: str) -> bool:
+        """Set the conversation's customer locale unless it has one; False: no conversation
+        yet."""
+        res = await self.db.conversations.update_one(
+            {"_id": oid(conversation_id), "customer_locale": None},
+            {"$set": {"customer_locale": locale}})
+        return bool(res.matched_count) or await self.db.conversations.find_one(
+            {"_id": oid(conversation_id)}, {"_id": 1}) is not None
 
     async def conversation_of_thread(self, account_id: str, thread_key: str) -> Doc | None:
         conv = await self.db.conversations.find_one(
