@@ -123,17 +123,17 @@ class Store:
             await self.db.messages.update_one(
                 {"_id": oid(message_id)},
                 {"$set": {f"author.{k}": v for k, v in author.as_doc().items() if v}})
+        locale = author.locale if conversation_id else None
         contact = await self._profile_contact(account_id, author.user_id, fields)
-        locale = not (conversation_id and author.locale) or \
-            await self._set_locale(conversation_id, author.locale)
-        if contact and locale:
+        conversation = not locale or await self._set_locale(str(conversation_id), locale)
+        if contact and conversation:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.settle(), PROFILE_WAIT)
         if not contact:
             await self._profile_contact(account_id, author.user_id, fields)
-        if not locale and conversation_id and author.locale:
-            await self._set_locale(conversation_id, author.locale)
+        if not conversation and locale:
+            await self._set_locale(str(conversation_id), locale)
 
     async def _profile_contact(self, account_id: str, user_id: str, fields: Doc) -> bool:
         """Whether the customer's contact took the profile (False: none yet)."""

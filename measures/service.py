@@ -207,7 +207,6 @@ class Measures:
         (one compare-and-set, skipped when nothing changed: updates are what the embedded
         server is slow at). `known` and `timer_copies`: the follower's copies of conversations
         and clocks, taken instead of reads where they can be."""
-        copies = timer_copies
         docs = sorted((d for d in docs if d.get("direction") in ("in", "out")),
                       key=lambda d: str(d.get("sk") or ""))
         if not docs:
@@ -216,14 +215,15 @@ class Measures:
         for doc in docs:
             by_conversation.setdefault(str(doc["conversation_id"]), []).append(doc)
         ids = list(by_conversation)
-        timers = await self._timers(ids, copies)
+        timers = await self._timers(ids, timer_copies)
         convs = await self._settled(ids, known, self._copies(ids, known, timers))
         tally = Tally()
         started = await self.opened_many(
             [convs[i] for i in ids if i not in timers and i in convs], tally)
         timers.update(started)
-        for timer in started.values() if copies is not None else ():
-            copies.keep(timer)
+        if timer_copies is not None:
+            for timer in started.values():
+                timer_copies.keep(timer)
         surveys = await self.surveys.waiting(ids)
         for conv_id in ids:
             conv = convs.get(conv_id)
@@ -233,8 +233,8 @@ class Measures:
                 timed = await self._count(conv, by_conversation[conv_id], surveys, tally)
                 if timed:
                     moved = await self._move_clock(conv, timed, tally, timers.get(conv_id))
-                    if moved is not None and copies is not None:
-                        copies.keep(moved)
+                    if moved is not None and timer_copies is not None:
+                        timer_copies.keep(moved)
             except Exception:  # one conversation must not stop the measures of the others
                 log.exception("measures: the messages of %s could not be measured", conv_id)
         await tally.flush(self.db)
