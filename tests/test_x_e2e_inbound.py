@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+from inbox.accounts import month_key
 from tests.kits.x import CUSTOMER_ID, OUR_ID, XLive, sandbox_account, x_live_fixture  # noqa: F401
 from tests.live import wait_for
 
@@ -40,7 +41,9 @@ async def test_mention_and_dm_are_stored_once_across_polls_and_a_restart(x_live:
     await rounds_after(x, 3)
     assert len(await x.inbound()) == 2
     doc = await x.account_doc(account["id"])
-    assert doc["cursors"] == {"mentions": mention, "dm": dm}
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    assert doc["cursors"] == {"mentions": mention, "dm": dm,
+                              "billed": {"day": day, "mentions": [mention], "dm": [dm]}}
 
     await x.live.services.channels.stop_all()  # the process goes away...
     down_mention = sb.inject_mention(x.customer, "still nothing?", to=OUR_ID,
@@ -55,8 +58,12 @@ async def test_mention_and_dm_are_stored_once_across_polls_and_a_restart(x_live:
     stored = await x.inbound()
     assert sorted(m["external_id"] for m in stored) == sorted([mention, dm, down_mention,
                                                                down_dm])
-    assert (await x.account_doc(account["id"]))["cursors"] == {"mentions": down_mention,
-                                                               "dm": down_dm}
+    doc = await x.account_doc(account["id"])
+    assert {k: doc["cursors"][k] for k in ("mentions", "dm")} == {"mentions": down_mention,
+                                                                  "dm": down_dm}
+    # the new process re-read the first DM page, and knew that X had billed `dm` today
+    usage = doc["usage"][month_key(datetime.now(UTC))]
+    assert (usage["post_reads"], usage["dm_reads"]) == (2, 2)
     assert await x.db.conversations.count_documents({}) == 2  # both joined their threads
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from connectors.x import budget
 from connectors.x.connector import XConnector
-from connectors.x.polling import XPollingSource
+from connectors.x.polling import KEEP_BILLED, XPollingSource, _Round
 from connectors.x.sandbox import XSandbox
 from inbox.models import InboundMessage, RateLimited
 from tests.kits.x import OUR_ID, FakeRuntime, account, sandbox_account
@@ -197,6 +197,38 @@ async def test_usage_is_counted_once_per_day() -> None:
     finally:
         await w.connector.close()
         await w.sandbox.stop()
+
+
+async def test_a_new_source_does_not_bill_again_what_was_billed_today() -> None:
+    """A restart, or another process taking the account over, starts a new source: the first
+    DM page it reads again was billed today already, and X does not bill it twice."""
+    w = await make_world()
+    try:
+        w.sandbox.inject_dm(w.customer, OUR_ID, "a")
+        w.sandbox.inject_mention(w.customer, "b", to=OUR_ID)
+        await w.round()
+        assert (w.runtime.counts["dm_reads"], w.runtime.counts["post_reads"]) == (1, 1)
+        assert w.runtime.cursors["billed"]["day"] == "2026-12-10"
+        w.runtime.advance(120)
+        w.sandbox.inject_dm(w.customer, OUR_ID, "c")
+        await w.runtime.run_round(XPollingSource(w.connector))
+        assert (w.runtime.counts["dm_reads"], w.runtime.counts["post_reads"]) == (2, 1)
+        assert sorted(w.texts()) == ["@ExampleUser b", "a", "c"]
+        w.runtime.advance(86_400)  # a new UTC day: the same page is billed again
+        await w.runtime.run_round(XPollingSource(w.connector))
+        assert w.runtime.counts["dm_reads"] == 4
+    finally:
+        await w.connector.close()
+        await w.sandbox.stop()
+
+
+async def test_the_billed_ids_kept_are_the_newest_and_bounded(world: World) -> None:
+    source, rnd = XPollingSource(world.connector), _Round()
+    ids = [str(10**18 + i) for i in range(KEEP_BILLED + 50)]
+    assert await source._bill(world.runtime, rnd, "dm", ids[::-1]) == len(ids)
+    assert await source._bill(world.runtime, rnd, "dm", ids[:10] + ids[:1]) == 0
+    kept = rnd.cursors["billed"]["dm"]
+    assert kept == ids[50:]
 
 
 async def test_budget_stretches_the_interval_and_says_so() -> None:

@@ -15,6 +15,8 @@
   process) and the round goes on with the other, so a DM limit never holds back mentions and
   nothing already fetched is read (and paid for) twice; only when every family asked was
   refused does `RateLimited` reach the host, which waits for the first pause to end.
+- Reads are billed once per id per UTC day, as X bills them; the day's newest billed ids are
+  kept in the cursor "billed", so a new source (a restart, another process) counts right.
 - The budget (`budget.pace`) stretches the wait between rounds and says so in `Batch.note`.
 """
 
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_PAGES = 10
+KEEP_BILLED = 200
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TWEET_FIELDS = ["created_at", "conversation_id", "in_reply_to_user_id", "referenced_tweets",
                 "attachments", "edit_history_tweet_ids", "author_id", "entities", "note_tweet"]
@@ -90,8 +93,8 @@ class XPollingSource:
     def __init__(self, connector: XConnector) -> None:
         self.connector = connector
         self.windows: dict[str, Window] = {"mentions": Window(), "dm_read": Window()}
-        self._billed_day = ""
-        self._billed: set[str] = set()
+        self._billed_day: str | None = None
+        self._billed: dict[str, set[str]] = {}
         self._pace: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ the round
@@ -161,13 +164,29 @@ class XPollingSource:
 
     # ------------------------------------------------------------------ billing
 
-    def _bill(self, ids: list[str], now_dt: datetime) -> int:
-        """Resources X charges for: each id once per UTC day (X deduplicates within it)."""
-        day = now_dt.strftime("%Y-%m-%d")
+    async def _bill(self, runtime: base.AccountRuntime, rnd: _Round, family: str,
+                    ids: list[str]) -> int:
+        """Resources X charges for: each id once per UTC day (X deduplicates within it).
+
+        The day's newest billed ids of each family are kept in the cursor "billed", so a
+        restart or another process taking the account over does not count again what the
+        first DM page reads once more (DMs have no `since_id`: that page is re-read every
+        round). `KEEP_BILLED` covers that page twice over; older ids are never re-read."""
+        day = (await runtime.now()).strftime("%Y-%m-%d")
+        if self._billed_day is None:
+            kept = await runtime.load_cursor("billed")
+            if isinstance(kept, Mapping) and kept.get("day") == day:
+                self._billed = {k: {str(i) for i in v} for k, v in kept.items()
+                                if k != "day" and isinstance(v, list)}
+                self._billed_day = day
         if day != self._billed_day:
-            self._billed_day, self._billed = day, set()
-        fresh = [i for i in ids if i not in self._billed]
-        self._billed.update(fresh)
+            self._billed_day, self._billed = day, {}
+        billed = self._billed.setdefault(family, set())
+        fresh = [i for i in dict.fromkeys(ids) if i not in billed]
+        if fresh:
+            billed.update(fresh)
+            rnd.cursors["billed"] = {"day": day, **{
+                k: sorted(v, key=_snowflake)[-KEEP_BILLED:] for k, v in self._billed.items()}}
         return len(fresh)
 
     def _take(self, payloads: list[dict[str, Any]], rnd: _Round) -> None:
@@ -209,7 +228,7 @@ class XPollingSource:
             if not since or not token:
                 break
             params["pagination_token"] = token
-        rnd.usage["post_reads"] += self._bill(ids, await runtime.now())
+        rnd.usage["post_reads"] += await self._bill(runtime, rnd, "mentions", ids)
         cursor = _newer(newest, since)
         if cursor and cursor != since:
             rnd.cursors["mentions"] = cursor
@@ -248,11 +267,15 @@ class XPollingSource:
             if reached or not seen_upto or not token:
                 break
             params["pagination_token"] = token
-        rnd.usage["dm_reads"] += self._bill(read, await runtime.now())
+        rnd.usage["dm_reads"] += await self._bill(runtime, rnd, "dm", read)
         self._take(fresh, rnd)
         cursor = _newer(newest, seen_upto)
         if cursor and cursor != seen_upto:
             rnd.cursors["dm"] = cursor
+
+
+def _snowflake(value: str) -> int:
+    return int(value) if value.isdigit() else 0
 
 
 def _order(event: InboundEvent) -> tuple[datetime, str]:
