@@ -40,6 +40,7 @@ from inbox.db import Database, Doc
 from inbox.ids import alias_oid, contact_oid, conversation_oid, message_oid
 from inbox.models import InboundMessage
 from inbox.paging import make_sk
+from inbox.priority import AckWindow
 from inbox.summaries import Summariser
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,8 @@ class Ingestor:
     def __init__(self, db: Database, *, legacy: bool = False) -> None:
         self.db = db
         self.legacy = legacy
-        self.summaries = Summariser(db)
+        self.acks = AckWindow()  # followers' writes yield to the inserts below
+        self.summaries = Summariser(db, self.acks)
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self._conversations = _LRU()  # (account, thread key) → conversation id
@@ -172,7 +174,7 @@ class Ingestor:
     async def _flush(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            self.summaries.writing(True)
+            self.acks.writing(True)
             try:
                 await self._write(batch)
             except Exception as exc:
@@ -180,7 +182,7 @@ class Ingestor:
                     if not fut.done():
                         fut.set_exception(exc)
             finally:
-                self.summaries.writing(bool(self._pending))
+                self.acks.writing(bool(self._pending))
             self.batches += 1
             self.batched_messages += len(batch)
 

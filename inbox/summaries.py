@@ -72,6 +72,7 @@ from inbox.conversation_docs import (
 )
 from inbox.db import Database, Doc, find_in
 from inbox.ids import alias_oid
+from inbox.priority import AckWindow
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +141,9 @@ class _Seen:
 class Summariser:
     """Creates and summarises the conversations of one process's ingests."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, acks: AckWindow | None = None) -> None:
         self.db = db
+        self.acks = acks or AckWindow()
         self.owner = str(ObjectId())
         self.hooks: CreationHooks | None = None
         self._pending: dict[str, Delta] = {}
@@ -154,8 +156,6 @@ class Summariser:
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
-        self._acks_idle = asyncio.Event()
-        self._acks_idle.set()
         self._lock = asyncio.Lock()
         self._background: asyncio.Task[None] | None = None
         self._checks: set[asyncio.Task[None]] = set()
@@ -262,10 +262,7 @@ class Summariser:
 
     def writing(self, busy: bool) -> None:
         """Ingest says whether an insert batch is in flight: rounds yield to it."""
-        if busy:
-            self._acks_idle.clear()
-        else:
-            self._acks_idle.set()
+        self.acks.writing(busy)
 
     async def inserting(self, at: datetime, docs: list[Doc]) -> None:
         """A batch is about to be inserted: list its conversations as dirty first."""
@@ -357,7 +354,7 @@ class Summariser:
         """Wait while an insert batch is in flight: shortly before creating conversations
         (they must appear), longer the more the last round cost (a busy inbox coalesces
         more)."""
-        if self._acks_idle.is_set():
+        if not self.acks.busy:
             return
         if creating:
             budget = NEW_WITHIN
@@ -370,8 +367,7 @@ class Summariser:
                          self._last_round * (1 - BUSY_SHARE) / BUSY_SHARE)
             if budget <= 0:
                 return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._acks_idle.wait(), max(budget, 0.01))
+        await self.acks.wait_idle(max(budget, 0.01))
 
     def _take(self, creating: bool) -> dict[str, Delta]:
         """What the next round writes, out of `_pending`: every conversation not known to

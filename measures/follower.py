@@ -29,6 +29,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from inbox.changes import OPS, Batch, ChangeFeed, HistoryLost
 from inbox.db import Database, Doc
 from inbox.doc_cache import DocCache
+from inbox.priority import AckWindow
 from inbox.tasks import cancel_and_wait
 from measures.timer_copies import TimerCopies
 
@@ -42,6 +43,9 @@ RENEW_EVERY = 5.0
 BATCH = 1024
 SAVE_IDLE_EVERY = 5.0  # s between saves of a token that only moved past other changes
 GATHER = 0.25  # s a batch may wait for more: each costs a few reads and writes of its own
+# s a batch's writes may wait for this process's acknowledgements to finish (inbox/priority.py);
+# a full batch (a backlog) does not wait
+YIELD = 0.5
 COLLECTIONS = ("messages", "interactions")
 FOLLOWED = (*COLLECTIONS, "conversations", "sla_timers")
 COPIES = 8192  # conversations kept, and as many clocks
@@ -49,8 +53,9 @@ COPIES = 8192  # conversations kept, and as many clocks
 
 class Follower:
     def __init__(self, db: Database, measures: Any, check_every: float,
-                 feed: ChangeFeed | None = None) -> None:
+                 feed: ChangeFeed | None = None, acks: AckWindow | None = None) -> None:
         self.db = db
+        self.acks = acks
         self.measures = measures
         self.check_every = check_every
         self.feed = feed
@@ -138,6 +143,8 @@ class Follower:
                             self.conversations.follow(change)
                         elif change["ns"]["coll"] == "sla_timers":
                             self.timers.follow(change)
+                    if self.acks is not None and len(got.changes) < BATCH:
+                        await self.acks.wait_idle(YIELD)
                     for name in COLLECTIONS:
                         docs = [c["fullDocument"] for c in got.changes
                                 if c["ns"]["coll"] == name and c.get("fullDocument")]

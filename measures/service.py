@@ -57,6 +57,7 @@ class Measures:
         self.store: Any = None
         self.follower: Any = None
         self.feed: Any = None  # inbox.changes.ChangeFeed, set by the composition root
+        self.acks: Any = None  # inbox.priority.AckWindow: the follower's writes yield to it
         self.open_wait = OPEN_WAIT
         self.conversations_read = 0  # documents read by `_conversations` (the copies' misses)
         self.timers_read = 0  # clocks looked for by `_timers` (the copies' misses)
@@ -70,7 +71,7 @@ class Measures:
             from measures.follower import Follower
 
             self.follower = Follower(self.db, self, self.sla_settings.check_every_s,
-                                     feed=self.feed)
+                                     feed=self.feed, acks=self.acks)
             await self.follower.start()
 
     async def stop(self) -> None:

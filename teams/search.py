@@ -43,6 +43,7 @@ from inbox.changes import ChangeFeed, HistoryLost, token_order
 from inbox.conversation_docs import insert_ignoring_duplicates
 from inbox.db import Database, Doc, find_in
 from inbox.paging import BadCursor, decode_cursor, encode_cursor, make_sk, micros, sk_micros
+from inbox.priority import AckWindow
 from inbox.tasks import cancel_and_wait
 from teams.search_buckets import entries_of, rewrite, upper_bound, write_buckets
 
@@ -268,6 +269,8 @@ LEASE = timedelta(seconds=20)
 RENEW_EVERY = 5.0
 WRITE_AT_ONCE = 128  # messages (one full bucket) or conversations per insert
 COALESCE = 0.5  # s: the longest a new message waits to be indexed (a search finds it after)
+# s: the longest it waits while this process's acknowledgements are written (inbox/priority.py)
+FOUND_WITHIN = 2.0
 MARGIN = timedelta(seconds=10)
 CATCH_UP_SETTLE = 1.0  # s: the longest a stored message takes to reach the change feed, about
 _FIELDS = {"raw": 0, "html": 0, "full_text": 0, "rendered": 0}
@@ -284,6 +287,7 @@ class Indexer:
         self.indexed = 0
         self._task: asyncio.Task[None] | None = None
         self.holding = asyncio.Event()
+        self.acks: AckWindow | None = None  # this process's acknowledgements: writes yield
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="search-indexer")
@@ -387,6 +391,8 @@ class Indexer:
                         renewed = loop.time()
                         if not await self._renew(None, keep_token=True):
                             return
+                    if self.acks is not None:
+                        await self.acks.wait_idle(FOUND_WITHIN - (loop.time() - first_at))
                     for i in range(0, len(batch), WRITE_AT_ONCE):
                         await self.write(batch[i:i + WRITE_AT_ONCE])
                     if known:

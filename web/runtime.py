@@ -93,6 +93,7 @@ async def start_services(settings: Settings, uri: str,
         await services.worker.start()
     await services.channels.start_all()
     services.teams.router.feed = services.teams.indexer.feed = feed
+    services.teams.indexer.acks = services.measures.acks = services.store.ingestor.acks
     await services.teams.start()
     services.measures.outbox = services.outbox
     services.measures.feed = feed
