@@ -16,6 +16,7 @@ from pymongo.errors import PyMongoError
 
 from inbox.db import connect
 from inbox.embedded import EmbeddedError, EmbeddedServer, running_server_uri
+from web import gc_pauses
 from web.app import Services, build_services, create_app
 from web.processes import Children
 from web.settings import ConfigError, Settings, ensure_secret_key
@@ -207,6 +208,7 @@ async def run_app(services: Services, host: str, port: int, ready_message: str =
         await runner.cleanup()
         raise StartupError(f"server.port: cannot listen on {host}:{port} ({exc.strerror})")\
             from None
+    gc_pauses.tune()  # what startup made is kept for good: collections no longer walk it
     Children.tell_ready()
     if ready_message:
         print(ready_message, flush=True)
