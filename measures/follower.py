@@ -143,7 +143,7 @@ class Follower:
                             self.conversations.follow(change)
                         elif change["ns"]["coll"] == "sla_timers":
                             self.timers.follow(change)
-                    if self.acks is not None and len(got.changes) < BATCH:
+                    if self.acks is not None and _counted(got) and len(got.changes) < BATCH:
                         await self.acks.wait_idle(YIELD)
                     for name in COLLECTIONS:
                         docs = [c["fullDocument"] for c in got.changes
