@@ -23,7 +23,7 @@ class AckWindow:
     def __init__(self) -> None:
         self._idle = asyncio.Event()
         self._idle.set()
-        self.waited = 0  # followers' waits that found an insert in flight (for the benchmark)
+        self.waited = 0  # waits that found an insert in flight
 
     def writing(self, busy: bool) -> None:
         if busy:

@@ -141,9 +141,9 @@ class _Seen:
 class Summariser:
     """Creates and summarises the conversations of one process's ingests."""
 
-    def __init__(self, db: Database, acks: AckWindow | None = None) -> None:
+    def __init__(self, db: Database, acks: AckWindow) -> None:
         self.db = db
-        self.acks = acks or AckWindow()
+        self.acks = acks  # the ingestor's: rounds yield to its insert batches
         self.owner = str(ObjectId())
         self.hooks: CreationHooks | None = None
         self._pending: dict[str, Delta] = {}
@@ -259,10 +259,6 @@ class Summariser:
                 log.warning("summaries: heartbeat or repair failed: %s", type(exc).__name__)
 
     # ------------------------------------------------------------------ the acknowledged path
-
-    def writing(self, busy: bool) -> None:
-        """Ingest says whether an insert batch is in flight: rounds yield to it."""
-        self.acks.writing(busy)
 
     async def inserting(self, at: datetime, docs: list[Doc]) -> None:
         """A batch is about to be inserted: list its conversations as dirty first."""

@@ -95,7 +95,7 @@ async def test_a_stream_of_new_chats_does_not_starve_the_updates(store: Store) -
 
 async def test_updates_stop_yielding_once_a_message_waited_stale_after(store: Store) -> None:
     summaries = store.ingestor.summaries
-    summaries.writing(True)  # an insert batch is always in flight: a saturated inbox
+    summaries.acks.writing(True)  # an insert batch is always in flight: a saturated inbox
     summaries._last_round = 10.0  # an expensive last round: the longest yield, BUSY_WAIT_MAX
     try:
         now = datetime.now(UTC)
@@ -115,7 +115,7 @@ async def test_updates_stop_yielding_once_a_message_waited_stale_after(store: St
         waited_nearly = time.monotonic() - started
     finally:
         summaries._pending = {}
-        summaries.writing(False)
+        summaries.acks.writing(False)
     assert waited_fresh >= summaries_module.BUSY_WAIT_MAX - 0.1
     assert waited_stale < 0.05
     assert 0.15 < waited_nearly < 0.6
