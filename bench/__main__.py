@@ -281,6 +281,7 @@ def ingest_rows(f: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                         f"{fmt(r['updates_per_s'])} updates/s = {ratio:.2f}× {fmt(best)}/s; "
                         f"p50/p99 {fmt(r['p50_ms'])}/{fmt(r['p99_ms'])} ms",
                         "≥ 2.0×" + _verdict(ratio >= 2.0)))
+        out.append(_db_cpu_row(name, run, b.get("db_cpu_ms_per_doc")))
         lag = run["a_new_conversations"]["listed_after_ack"]
         out.append(("1 ingest", f"{name}: new conversation on /api/events after its ack",
                     f"p50/p99/max {fmt(lag['p50_ms'])}/{fmt(lag['p99_ms'])}/"
@@ -306,6 +307,22 @@ def ingest_rows(f: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                         f"{fmt(level['p99_ms'])} ms ({level['acked']}/{level['sent']} acked)",
                         target))
     return out
+
+
+def _db_cpu_row(name: str, run: dict[str, Any], bare: float | None,
+                ) -> tuple[str, str, str, str]:
+    """The database's CPU time per acknowledged message, its followers' work included, against
+    a bare insert_one's: the ratio the rates would show if both kept the database equally busy
+    (it is the limit), and one that a noisy machine disturbs less than the rates."""
+    a, b = run["a_new_conversations"], run["b_existing_conversations"]
+    costs = [r.get("db_cpu_ms_per_message") for r in (a, b)]
+    if bare is None or None in costs:
+        return ("1 ingest", f"{name}: database CPU per acknowledged message",
+                "not measured (the database is not a child of this run)", "—")
+    ratios = " / ".join(f"{r.get('db_cpu_ratio_to_baseline', 0):.2f}×" for r in (a, b))
+    return ("1 ingest", f"{name}: database CPU per acknowledged message, until followers drained",
+            f"(a) {costs[0]:.2f} / (b) {costs[1]:.2f} ms against bare insert_one's {bare:.2f} ms"
+            f" = {ratios}", "—")
 
 
 def _size(n: int) -> str:

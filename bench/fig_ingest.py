@@ -21,6 +21,12 @@ For (a), every new conversation is watched through the API: how long after its
 acknowledgement it appears on `/api/events` (one SSE client, as an agent with the inbox open).
 Then open loop: messages of (b) arriving at a fixed rate, 50 % and 80 % of (b)'s capacity, and
 the acknowledgement latency at each.
+
+Each closed loop also reports the database's CPU time per acknowledged message, counted until
+its followers have drained (a closed loop's rate leaves their backlog out), against the bare
+insert_one's CPU time per document: the database is the limit, so that ratio is what the rates
+would show with both keeping it equally busy, and CPU time moves less than rates on a noisy
+machine.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ import aiohttp
 from pymongo import ASCENDING, IndexModel
 
 from bench.cluster import BOT_ID, Cluster
-from bench.stats import CpuMeter, sse_events, summary_ms, telegram_update
+from bench.stats import CpuMeter, cpu_seconds, sse_events, summary_ms, telegram_update
 from connectors.telegram.normalise import normalise_update as normalise
 from inbox.db import Database, Doc, connect
 from inbox.embedded import EmbeddedServer
@@ -101,10 +107,19 @@ def _docs(chats: int, start: int) -> Iterator[Doc]:
         yield message_doc(msg, str(conversation_oid(account, msg.thread_key)), datetime.now(UTC))
 
 
+def _cpu_ms_per(pid: int | None, since: float | None, n: int) -> float | None:
+    """Milliseconds of the process's CPU time per item since `since` (its CPU seconds then)."""
+    now = cpu_seconds(pid)
+    if now is None or since is None or n <= 0:
+        return None
+    return round(1000 * (now - since) / n, 3)
+
+
 async def _insert_one_rate(db: Database, docs: Iterator[Doc], n: int,
-                           concurrency: int) -> dict[str, Any]:
+                           concurrency: int, db_pid: int | None = None) -> dict[str, Any]:
     latencies: list[float] = []
     start = time.monotonic()
+    cpu0 = cpu_seconds(db_pid)
 
     async def worker() -> None:
         while len(latencies) < n:
@@ -116,7 +131,8 @@ async def _insert_one_rate(db: Database, docs: Iterator[Doc], n: int,
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.monotonic() - start
     return {"concurrency": concurrency, "inserted": len(latencies),
-            "docs_per_s": round(len(latencies) / elapsed, 1), **summary_ms(latencies)}
+            "docs_per_s": round(len(latencies) / elapsed, 1), **summary_ms(latencies),
+            "db_cpu_ms_per_doc": _cpu_ms_per(db_pid, cpu0, len(latencies))}
 
 
 async def bare_baseline(n: int = 2000) -> dict[str, Any]:
@@ -132,10 +148,12 @@ async def bare_baseline(n: int = 2000) -> dict[str, Any]:
         await db.bare.create_indexes([IndexModel([("account_id", ASCENDING),
                                                   ("external_id", ASCENDING)], unique=True)])
         docs = _docs(1000, 50_000_000)
-        one = await _insert_one_rate(db, docs, n // 2, 1)
-        many = await _insert_one_rate(db, docs, n, 64)
+        pid = server.process.pid if server.process is not None else None
+        one = await _insert_one_rate(db, docs, n // 2, 1, pid)
+        many = await _insert_one_rate(db, docs, n, 64, pid)
         batches: list[float] = []
         start = time.monotonic()
+        cpu0 = cpu_seconds(pid)
         for _ in range(max(8, n // 64)):
             batch = [next(docs) for _ in range(64)]
             t0 = time.perf_counter()
@@ -143,13 +161,16 @@ async def bare_baseline(n: int = 2000) -> dict[str, Any]:
             batches.append(time.perf_counter() - t0)
         elapsed = time.monotonic() - start
         ceiling = {"batch": 64, "docs_per_s": round(64 * len(batches) / elapsed, 1),
-                   **summary_ms(batches)}
+                   **summary_ms(batches),
+                   "db_cpu_ms_per_doc": _cpu_ms_per(pid, cpu0, 64 * len(batches))}
     finally:
         await client.close()
         await server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+    cpu = [r["db_cpu_ms_per_doc"] for r in (one, many) if r["db_cpu_ms_per_doc"]]
     return {"insert_one_c1": one, "insert_one_c64": many, "insert_many_64": ceiling,
-            "docs_per_s": max(one["docs_per_s"], many["docs_per_s"])}
+            "docs_per_s": max(one["docs_per_s"], many["docs_per_s"]),
+            "db_cpu_ms_per_doc": min(cpu) if cpu else None}
 
 
 # ------------------------------------------------------------------------------ the load
@@ -403,6 +424,7 @@ async def workloads(cluster: Cluster, *, new_chats: int, b_seconds: float,
                 lag.acked(chat)
 
         meter.start()
+        cpu0 = cpu_seconds(cluster.db_pid)
         a_updates = chats.workload_a(new_chats, first)
         db_time = DbTime(cluster)
         await db_time.start()
@@ -415,10 +437,12 @@ async def workloads(cluster: Cluster, *, new_chats: int, b_seconds: float,
         result_a["database_time"] = await db_time.stop()
         result_a["listed_after_ack"] = await lag.result()
         result_a["drained_after"] = await _background_drained(cluster, sum(chats.sent.values()))
+        result_a["db_cpu_ms_per_message"] = _cpu_ms_per(cluster.db_pid, cpu0, result_a["acked"])
         out["a_new_conversations"] = result_a
 
         existing = list(range(first, first + new_chats))
         meter.start()
+        cpu0 = cpu_seconds(cluster.db_pid)
         await db_time.start()
         if profiler is not None:
             profiler.start("b")
@@ -429,6 +453,7 @@ async def workloads(cluster: Cluster, *, new_chats: int, b_seconds: float,
             result_b["profiles"] = profiler.stop()
         result_b["database_time"] = await db_time.stop()
         result_b["drained_after"] = await _background_drained(cluster, sum(chats.sent.values()))
+        result_b["db_cpu_ms_per_message"] = _cpu_ms_per(cluster.db_pid, cpu0, result_b["acked"])
         out["b_existing_conversations"] = result_b
 
         capacity = float(result_b["updates_per_s"])
@@ -493,6 +518,10 @@ async def run(cluster: Cluster, *, new_chats: int = 1000, b_seconds: float = 10.
     for result in runs.values():
         for key in ("a_new_conversations", "b_existing_conversations"):
             result[key]["ratio_to_baseline"] = round(result[key]["updates_per_s"] / best, 2)
+            cost = result[key].get("db_cpu_ms_per_message")
+            cheapest = [c for c in (before["db_cpu_ms_per_doc"], after["db_cpu_ms_per_doc"]) if c]
+            if cost and cheapest:
+                result[key]["db_cpu_ratio_to_baseline"] = round(min(cheapest) / cost, 2)
     out["runs"] = runs
     out["messages_acked"] = sum(r["acked"] for r in runs.values())
     out["messages_in_db"] = await cluster.db.messages.count_documents({"direction": "in"})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.__main__ import main, parse, render
+from bench.__main__ import main, parse, render, rows
 
 
 @pytest.mark.timeout(240)
@@ -32,6 +32,9 @@ async def test_quick_benchmark_run_produces_every_figure(mongo_uri: str, tmp_pat
     assert figures["live"]["deliveries_missing"] == 0
     assert figures["replies"]["sustained_10pct_429"]["exactly_once"]
     assert "| 4 replies |" in render(results)
+    # against an outside database no process of this run is the database: said, not guessed
+    cpu_rows = [r for r in rows(results) if "database CPU per acknowledged" in r[1]]
+    assert cpu_rows and all(r[2].startswith("not measured") for r in cpu_rows)
     for kind in ("quiet", "busy"):
         search = figures["search"][kind]
         assert [s["documents"] for s in search["sizes"]] == [500, 1500]
