@@ -9,7 +9,8 @@ reopen). Every touched conversation of a round is written with one statement per
 
 A round either creates (every pending conversation not known to exist) or updates (the
 `CHUNK` that waited longest): creating comes first, but never twice running while updates
-wait. A new chat then waits for at most one chunk of updates, not for a whole round of them
+wait. A new chat then waits for at most one short round of updates (`BEFORE_NEW`
+conversations, yielding no longer than a creating round), not for a whole round of them
 (measured: rounds of 400–1,000 updates took 3–6 s on a busy embedded server, and every new
 chat behind them waited that long to be listed); updates that wait meanwhile coalesce more.
 
@@ -77,6 +78,10 @@ from inbox.priority import AckWindow
 log = logging.getLogger(__name__)
 
 CHUNK = 64  # conversations per statement: larger $in lists cost more per document on the server
+# conversations in a round of updates that new chats wait behind: a new chat waits for a short
+# statement, not a full chunk (in an open loop of new chats at 180/s: listed p99 0.46–0.96 s
+# from 0.52–1.5 s)
+BEFORE_NEW = 16
 HEARTBEAT_EVERY = 5.0
 DIRTY_EVERY = 1.0
 # s a summarised conversation stays listed (as `recent`), so that its next batch needs no
@@ -365,9 +370,9 @@ class Summariser:
                 return
         await self.acks.wait_idle(max(budget, 0.01))
 
-    def _take(self, creating: bool) -> dict[str, Delta]:
+    def _take(self, creating: bool, size: int = CHUNK) -> dict[str, Delta]:
         """What the next round writes, out of `_pending`: every conversation not known to
-        exist yet, or the longest-waiting `CHUNK` of the others."""
+        exist yet, or the longest-waiting `size` of the others."""
         if creating:
             taken = {cid: d for cid, d in self._pending.items() if cid not in self._exists}
         else:
@@ -375,10 +380,10 @@ class Summariser:
             for cid, delta in self._pending.items():
                 if cid in self._exists:
                     taken[cid] = delta
-                    if len(taken) >= CHUNK:
+                    if len(taken) >= size:
                         break
         if not taken:  # what was new became known during the yield (a repair, a check)
-            taken = dict(itertools.islice(self._pending.items(), CHUNK))
+            taken = dict(itertools.islice(self._pending.items(), size))
         for cid in taken:
             del self._pending[cid]
         return taken
@@ -392,9 +397,12 @@ class Summariser:
                 # chats cannot starve the conversations that already exist
                 new = sum(cid not in self._exists for cid in self._pending)
                 creating = new > 0 and not (created_last and new < len(self._pending))
-                await self._yield_to_acks(creating)
+                # updates that new chats wait behind are brief, and yield no longer than a
+                # creating round would
+                before_new = new > 0 and not creating
+                await self._yield_to_acks(creating or before_new)
                 async with self._lock:
-                    self._in_flight = self._take(creating)
+                    self._in_flight = self._take(creating, BEFORE_NEW if before_new else CHUNK)
                     created_last = creating
                     self._round += 1
                     started = time.monotonic()

@@ -11,6 +11,7 @@ from typing import Any
 
 from inbox import summaries as summaries_module
 from inbox.conversation_docs import Delta
+from inbox.priority import AckWindow
 from inbox.store import Store
 from tests.test_ingest import inbound
 
@@ -119,3 +120,66 @@ async def test_updates_stop_yielding_once_a_message_waited_stale_after(store: St
     assert waited_fresh >= summaries_module.BUSY_WAIT_MAX - 0.1
     assert waited_stale < 0.05
     assert 0.15 < waited_nearly < 0.6
+
+
+class _AlwaysBusy(AckWindow):
+    """An insert batch is always in flight (a saturated inbox); each wait's bound is kept,
+    and the wait itself is skipped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bounds: list[float] = []
+
+    def writing(self, busy: bool) -> None:
+        pass
+
+    @property
+    def busy(self) -> bool:
+        return True
+
+    async def wait_idle(self, within: float) -> None:
+        self.bounds.append(within)
+
+
+async def test_updates_that_a_new_chat_waits_behind_are_brief(store: Store) -> None:
+    """A new chat that arrives while the last one is being created waits for one round of
+    updates at most: a short one (`BEFORE_NEW`), which yields no longer than creating does."""
+    await _existing_chats(store)
+    summaries = store.ingestor.summaries
+    window = _AlwaysBusy()
+    summaries.acks = window
+    summaries._last_round = 10.0  # an expensive last round: updates would yield the longest
+    rounds: list[tuple[str, int, float | None]] = []
+    apply = summaries._apply_round
+    later: list[asyncio.Task[Any]] = []
+
+    async def recorded(tag: str) -> None:
+        ids = set(summaries._in_flight)
+        kind = "update" if all(i in summaries._exists for i in ids) else "create"
+        rounds.append((kind, len(ids), window.bounds[-1] if window.bounds else None))
+        if kind == "create" and not later:  # the next new chat lands meanwhile
+            later.append(asyncio.create_task(
+                store.ingest(inbound(1, thread="second-new", user="second"))))
+            await later[0]
+        await asyncio.sleep(0.05)
+        await apply(tag)
+
+    summaries._apply_round = recorded  # type: ignore[method-assign]
+    await asyncio.gather(*[store.ingest(inbound(2, thread=f"old-{i}", user=f"u{i}"))
+                           for i in range(CHATS)])
+    await asyncio.sleep(0.02)  # the first chunk of updates is being written
+    await store.ingest(inbound(1, thread="first-new", user="first"))
+    await store.settle()
+    kinds = [kind for kind, _, _ in rounds]
+    first, second = (i for i, kind in enumerate(kinds) if kind == "create")
+    between = rounds[first + 1:second]
+    assert [kind for kind, _, _ in between] == ["update"]
+    _, size, bound = between[0]
+    assert size == summaries_module.BEFORE_NEW
+    assert bound is not None and bound <= summaries_module.NEW_WITHIN
+    # the other updates are written in full chunks, after a busy inbox's longer yield
+    assert all(n == summaries_module.CHUNK for kind, n, _ in rounds[second + 1:second + 2])
+    assert await _conversation_of(store, "second-new") is not None
+    counts = [c["message_count"] async for c in store.db.conversations.find(
+        {"thread_key": {"$regex": "^old-"}})]
+    assert counts == [2] * CHATS
