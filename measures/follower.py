@@ -30,7 +30,7 @@ from inbox.changes import OPS, Batch, ChangeFeed, HistoryLost
 from inbox.db import Database, Doc
 from inbox.doc_cache import DocCache
 from inbox.priority import AckWindow
-from inbox.tasks import cancel_and_wait
+from inbox.tasks import BREATHE_EVERY, breathe, cancel_and_wait
 from measures.timer_copies import TimerCopies
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,8 @@ class Follower:
                                                       {"$unset": {"token": "",
                                                                   "messages_token": ""}})
                         break
-                    for change in got.changes:
+                    for i, change in enumerate(got.changes):
+                        await breathe(i, 4 * BREATHE_EVERY)  # each of these costs little
                         if change["ns"]["coll"] == "conversations":
                             self.conversations.follow(change)
                         elif change["ns"]["coll"] == "sla_timers":

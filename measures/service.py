@@ -20,6 +20,7 @@ from bson import ObjectId
 from inbox.clock import Clock
 from inbox.db import Database, Doc, find_in
 from inbox.doc_cache import DocCache
+from inbox.tasks import breathe
 from measures import db as measures_db
 from measures import sla
 from measures.counters import Tally
@@ -226,7 +227,8 @@ class Measures:
             for timer in started.values():
                 timer_copies.keep(timer)
         surveys = await self.surveys.waiting(ids)
-        for conv_id in ids:
+        for i, conv_id in enumerate(ids):
+            await breathe(i)
             conv = convs.get(conv_id)
             if conv is None:
                 continue

@@ -38,6 +38,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 from inbox.changes import ChangeFeed, HistoryLost
 from inbox.db import Database, Doc, find_in
 from inbox.doc_cache import DocCache
+from inbox.tasks import breathe
 from web.errors import ApiError
 from web.views import conversation_json, message_json
 
@@ -303,7 +304,8 @@ class EventHub:
                     continue
                 docs = await self._looked_up(batch.changes)
                 await self._contacts_of(batch.changes, docs)
-                for change in batch.changes:
+                for i, change in enumerate(batch.changes):
+                    await breathe(i)
                     event_id = encode_id(change["_id"])
                     if change.get("operationType") == "update":  # a replace carries it
                         key = (change["ns"]["coll"], change["documentKey"]["_id"])
