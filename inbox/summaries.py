@@ -10,8 +10,8 @@ reopen). Every touched conversation of a round is written with one statement per
 A round either creates (every pending conversation not known to exist) or updates (the
 `CHUNK` that waited longest): creating comes first, but never twice running while updates
 wait. A new chat then waits for at most one short round of updates (`BEFORE_NEW`
-conversations, yielding no longer than a creating round), not for a whole round of them
-(measured: rounds of 400–1,000 updates took 3–6 s on a busy embedded server, and every new
+conversations, yielding no longer than a creating round, while none of them is stale), not
+for a whole round of them (measured: rounds of 400–1,000 updates took 3–6 s on a busy embedded server, and every new
 chat behind them waited that long to be listed); updates that wait meanwhile coalesce more.
 
 Why rounds, and why they wait: on the embedded server an update costs more than an insert (it
@@ -351,20 +351,23 @@ class Summariser:
 
     # ------------------------------------------------------------------ rounds
 
-    async def _yield_to_acks(self, creating: bool) -> None:
+    def _behind(self) -> float:
+        """Seconds the oldest message waiting for its round has waited."""
+        oldest = min((d.since for d in itertools.islice(self._pending.values(), CHUNK)),
+                     default=datetime.now(UTC))
+        return (datetime.now(UTC) - oldest).total_seconds()
+
+    async def _yield_to_acks(self, creating: bool, within: float = BUSY_WAIT_MAX) -> None:
         """Wait while an insert batch is in flight: shortly before creating conversations
         (they must appear), longer the more the last round cost (a busy inbox coalesces
-        more)."""
+        more), never longer than `within`."""
         if not self.acks.busy:
             return
         if creating:
             budget = NEW_WITHIN
         else:
             # never more than STALE_AFTER behind the oldest message waiting for its round
-            oldest = min((d.since for d in itertools.islice(self._pending.values(), CHUNK)),
-                         default=datetime.now(UTC))
-            behind = (datetime.now(UTC) - oldest).total_seconds()
-            budget = min(BUSY_WAIT_MAX, STALE_AFTER - behind,
+            budget = min(within, STALE_AFTER - self._behind(),
                          self._last_round * (1 - BUSY_SHARE) / BUSY_SHARE)
             if budget <= 0:
                 return
@@ -398,9 +401,10 @@ class Summariser:
                 new = sum(cid not in self._exists for cid in self._pending)
                 creating = new > 0 and not (created_last and new < len(self._pending))
                 # updates that new chats wait behind are brief, and yield no longer than a
-                # creating round would
-                before_new = new > 0 and not creating
-                await self._yield_to_acks(creating or before_new)
+                # creating round would; once one of them is stale they go in full chunks
+                # again, so a stream of new chats cannot hold the others back either
+                before_new = new > 0 and not creating and self._behind() < STALE_AFTER
+                await self._yield_to_acks(creating, NEW_WITHIN if before_new else BUSY_WAIT_MAX)
                 async with self._lock:
                     self._in_flight = self._take(creating, BEFORE_NEW if before_new else CHUNK)
                     created_last = creating

@@ -141,22 +141,28 @@ class _AlwaysBusy(AckWindow):
         self.bounds.append(within)
 
 
-async def test_updates_that_a_new_chat_waits_behind_are_brief(store: Store) -> None:
-    """A new chat that arrives while the last one is being created waits for one round of
-    updates at most: a short one (`BEFORE_NEW`), which yields no longer than creating does."""
+Round = tuple[str, int, list[float]]  # kind, conversations, the waits' bounds before it
+
+
+async def _two_new_chats(store: Store, *, stale_backlog: bool) -> list[Round]:
+    """A backlog of updates on a saturated inbox; a new chat lands while the first chunk of
+    them is written, and the next one while the first is being created."""
     await _existing_chats(store)
     summaries = store.ingestor.summaries
     window = _AlwaysBusy()
     summaries.acks = window
     summaries._last_round = 10.0  # an expensive last round: updates would yield the longest
-    rounds: list[tuple[str, int, float | None]] = []
+    rounds: list[Round] = []
+    seen = 0
     apply = summaries._apply_round
     later: list[asyncio.Task[Any]] = []
 
     async def recorded(tag: str) -> None:
+        nonlocal seen
         ids = set(summaries._in_flight)
         kind = "update" if all(i in summaries._exists for i in ids) else "create"
-        rounds.append((kind, len(ids), window.bounds[-1] if window.bounds else None))
+        rounds.append((kind, len(ids), window.bounds[seen:]))
+        seen = len(window.bounds)
         if kind == "create" and not later:  # the next new chat lands meanwhile
             later.append(asyncio.create_task(
                 store.ingest(inbound(1, thread="second-new", user="second"))))
@@ -167,19 +173,40 @@ async def test_updates_that_a_new_chat_waits_behind_are_brief(store: Store) -> N
     summaries._apply_round = recorded  # type: ignore[method-assign]
     await asyncio.gather(*[store.ingest(inbound(2, thread=f"old-{i}", user=f"u{i}"))
                            for i in range(CHATS)])
+    if stale_backlog:  # as if those messages had waited for their rounds a while already
+        for delta in summaries._pending.values():
+            delta.since -= timedelta(seconds=summaries_module.STALE_AFTER + 1)
     await asyncio.sleep(0.02)  # the first chunk of updates is being written
     await store.ingest(inbound(1, thread="first-new", user="first"))
     await store.settle()
-    kinds = [kind for kind, _, _ in rounds]
-    first, second = (i for i, kind in enumerate(kinds) if kind == "create")
-    between = rounds[first + 1:second]
-    assert [kind for kind, _, _ in between] == ["update"]
-    _, size, bound = between[0]
-    assert size == summaries_module.BEFORE_NEW
-    assert bound is not None and bound <= summaries_module.NEW_WITHIN
-    # the other updates are written in full chunks, after a busy inbox's longer yield
-    assert all(n == summaries_module.CHUNK for kind, n, _ in rounds[second + 1:second + 2])
     assert await _conversation_of(store, "second-new") is not None
     counts = [c["message_count"] async for c in store.db.conversations.find(
         {"thread_key": {"$regex": "^old-"}})]
     assert counts == [2] * CHATS
+    return rounds
+
+
+def _between_the_creates(rounds: list[Round]) -> tuple[list[Round], list[Round]]:
+    first, second = (i for i, (kind, _, _) in enumerate(rounds) if kind == "create")
+    return rounds[first + 1:second], rounds[second + 1:]
+
+
+async def test_updates_that_a_new_chat_waits_behind_are_brief(store: Store) -> None:
+    """A new chat that arrives while the last one is being created waits for one round of
+    updates at most: a short one (`BEFORE_NEW`), which yields no longer than creating does."""
+    between, after = _between_the_creates(await _two_new_chats(store, stale_backlog=False))
+    assert [(kind, n) for kind, n, _ in between] == [("update", summaries_module.BEFORE_NEW)]
+    waits = between[0][2]
+    assert waits and all(w <= summaries_module.NEW_WITHIN for w in waits)
+    # with no new chat waiting, the rest of the backlog goes in full chunks
+    sizes = [n for kind, n, _ in after if kind == "update"]
+    assert sizes and all(n == summaries_module.CHUNK for n in sizes[:-1])
+
+
+async def test_a_stale_backlog_goes_in_full_chunks_even_with_a_new_chat_waiting(
+        store: Store) -> None:
+    """Once an update has waited `STALE_AFTER`, the updates go in full chunks and do not
+    yield, new chats or not: a stream of new chats cannot slow them to short rounds."""
+    between, _ = _between_the_creates(await _two_new_chats(store, stale_backlog=True))
+    assert [(kind, n) for kind, n, _ in between] == [("update", summaries_module.CHUNK)]
+    assert between[0][2] == []  # no wait: stale updates do not yield
