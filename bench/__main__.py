@@ -318,7 +318,8 @@ def _db_cpu_row(name: str, run: dict[str, Any], bare: float | None,
     costs = [r.get("db_cpu_ms_per_message") for r in (a, b)]
     if bare is None or None in costs:
         return ("1 ingest", f"{name}: database CPU per acknowledged message",
-                "not measured (the database is not a child of this run)", "—")
+                "not measured (no CPU time of the database was read: with --mongodb-uri it "
+                "is not a child of this run)", "—")
     ratios = " / ".join(f"{r.get('db_cpu_ratio_to_baseline', 0):.2f}×" for r in (a, b))
     return ("1 ingest", f"{name}: database CPU per acknowledged message, until followers drained",
             f"(a) {costs[0]:.2f} / (b) {costs[1]:.2f} ms against bare insert_one's {bare:.2f} ms"
