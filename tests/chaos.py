@@ -96,6 +96,23 @@ class Serve:
         return env
 
     async def start(self, timeout: float = 90.0) -> None:
+        """Start the server and wait until it answers `/healthz` itself. The port was free
+        when it was picked, but another test's server may have taken it since (each worker
+        picks ports, and a killed server's port is free until its restart): an answer from a
+        process that is not this one's does not count, and a first start moves to a new port
+        (a restart keeps its port: that is what it is for)."""
+        first = self.starts == 0
+        for _ in range(3):
+            if await self._start(timeout):
+                return
+            await self.stop()
+            if not first:
+                raise AssertionError(f"port {self.port} is another process's: cannot restart")
+            self.port = free_port()
+        raise AssertionError("switchboard serve found its port taken three times")
+
+    async def _start(self, timeout: float) -> bool:
+        """Whether this server answered (False: another process answers on its port)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             log.write(f"\n--- start {self.starts + 1} ---\n".encode())
@@ -114,13 +131,32 @@ class Serve:
                     async with http.get(f"{self.url}/healthz",
                                         timeout=aiohttp.ClientTimeout(total=2)) as resp:
                         if resp.status == 200:
-                            return
-                except (aiohttp.ClientError, TimeoutError):
+                            answered = (await resp.json()).get("process")
+                            if self._ours(answered):
+                                return True
+                            log_line = f"--- port {self.port} answered by process {answered}"
+                            with open(self.log_path, "a") as out:
+                                out.write(log_line + " ---\n")
+                            return False
+                except (aiohttp.ClientError, TimeoutError, ValueError):
                     pass
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(
                         f"switchboard serve did not start:\n{self.output()[-3000:]}")
                 await asyncio.sleep(0.05)
+
+    def _ours(self, pid: object) -> bool:
+        """Whether `pid` is this server's process or one it started (`--processes N`)."""
+        if self.proc is None or not isinstance(pid, int):
+            return False
+        todo, seen = [self.proc.pid], set()
+        while todo:
+            parent = todo.pop()
+            seen.add(parent)
+            with contextlib.suppress(OSError, ValueError):
+                kids = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+                todo.extend(int(k) for k in kids)
+        return pid in seen
 
     def embedded_pid(self) -> int | None:
         try:

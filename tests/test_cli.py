@@ -50,16 +50,26 @@ def get(url: str, token: str | None = None) -> tuple[int, dict[str, object]]:
 
 class Server:
     def __init__(self, data_dir: Path) -> None:
-        self.port = free_port()
-        self.env = env_for(data_dir, self.port)
-        self.proc = subprocess.Popen([*SWITCHBOARD, "serve"], env=self.env, cwd=ROOT,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.url = f"http://127.0.0.1:{self.port}"
+        for _ in range(3):  # on a port another test's server took meanwhile, on another one
+            self.port = free_port()
+            self.env = env_for(data_dir, self.port)
+            self.proc = subprocess.Popen([*SWITCHBOARD, "serve"], env=self.env, cwd=ROOT,
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                         text=True)
+            self.url = f"http://127.0.0.1:{self.port}"
+            if self._answers():
+                return
+            self.stop()
+        raise AssertionError("switchboard serve found its port taken three times")
+
+    def _answers(self) -> bool:
+        """Whether this server answers /healthz (False: another process answers its port)."""
         deadline = time.monotonic() + 60
         while True:
             try:
-                if get(f"{self.url}/healthz")[0] == 200:
-                    return
+                status, body = get(f"{self.url}/healthz")
+                if status == 200:
+                    return body.get("process") == self.proc.pid
             except OSError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
