@@ -11,8 +11,9 @@ A round either creates (every pending conversation not known to exist) or update
 `CHUNK` that waited longest): creating comes first, but never twice running while updates
 wait. A new chat then waits for at most one short round of updates (`BEFORE_NEW`
 conversations, yielding no longer than a creating round, while none of them is stale), not
-for a whole round of them (measured: rounds of 400–1,000 updates took 3–6 s on a busy embedded server, and every new
-chat behind them waited that long to be listed); updates that wait meanwhile coalesce more.
+for a whole round of them (measured: rounds of 400–1,000 updates took 3–6 s on a busy
+embedded server, and every new chat behind them waited that long to be listed); updates that
+wait meanwhile coalesce more.
 
 Why rounds, and why they wait: on the embedded server an update costs more than an insert (it
 rewrites every index entry of the document), and the database is one busy core. So
