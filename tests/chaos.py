@@ -51,6 +51,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def descendants(pid: int) -> set[int]:
+    """The processes `pid` started, and theirs, as they are now."""
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        path = Path(f"/proc/{parent}/task/{parent}/children")
+        with contextlib.suppress(OSError):
+            kids = [int(k) for k in path.read_text().split()]
+            out.update(kids)
+            todo.extend(kids)
+    return out
+
+
 # ----------------------------------------------------------------------------- the server
 
 
@@ -149,14 +163,7 @@ class Serve:
         """Whether `pid` is this server's process or one it started (`--processes N`)."""
         if self.proc is None or not isinstance(pid, int):
             return False
-        todo, seen = [self.proc.pid], set()
-        while todo:
-            parent = todo.pop()
-            seen.add(parent)
-            with contextlib.suppress(OSError, ValueError):
-                kids = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-                todo.extend(int(k) for k in kids)
-        return pid in seen
+        return pid == self.proc.pid or pid in descendants(self.proc.pid)
 
     def embedded_pid(self) -> int | None:
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import main, parse, render, rows
+from tests.chaos import descendants
 
 
 @pytest.mark.timeout(240)
@@ -59,7 +59,7 @@ def test_a_terminated_run_stops_what_it_started(tmp_path: Path) -> None:
     deadline = time.monotonic() + 90
     children: set[int] = set()
     while time.monotonic() < deadline and len(children) < 3:  # database, sandbox, server
-        children = _descendants(proc.pid)
+        children = descendants(proc.pid)
         time.sleep(0.2)
     assert len(children) >= 3, children
     proc.send_signal(signal.SIGTERM)
@@ -67,19 +67,6 @@ def test_a_terminated_run_stops_what_it_started(tmp_path: Path) -> None:
     assert proc.returncode == 143, err
     time.sleep(0.5)
     assert [pid for pid in children if _alive(pid)] == []
-
-
-def _descendants(pid: int) -> set[int]:
-    out: set[int] = set()
-    todo = [pid]
-    while todo:
-        parent = todo.pop()
-        path = Path(f"/proc/{parent}/task/{parent}/children")
-        with contextlib.suppress(OSError):
-            kids = [int(k) for k in path.read_text().split()]
-            out.update(kids)
-            todo.extend(kids)
-    return out
 
 
 def _alive(pid: int) -> bool:

@@ -27,6 +27,7 @@ from replies.outbox import Outbox, outbound_of
 from replies.worker import DeliveryWorker
 from tests.conftest import BOT_ID, BOT_TOKEN
 from tests.helpers import ingest_settled, telegram_connector, telegram_render
+from tests.live import wait_for
 from web.settings import DeliverySettings
 
 
@@ -92,17 +93,6 @@ async def queue_reply(box: Outbox, conv: dict[str, Any], text: str) -> dict[str,
 LEASE = DeliverySettings(lease_seconds=30, backoff_base_seconds=0.05, backoff_cap_seconds=0.2)
 
 
-async def _when_due(outbox: Outbox) -> Any:
-    """The claim, once the reply is due by this outbox's reading of the database clock: it
-    was queued by another's, which may be a few ms ahead (half a `hello` round trip each)."""
-    for _ in range(100):
-        claim = await outbox.claim()
-        if claim is not None:
-            return claim
-        await asyncio.sleep(0.02)
-    raise AssertionError("the reply never became due")
-
-
 async def test_hosts_with_wrong_wall_clocks_lease_on_the_database_clock(
         store: Store, tg: TelegramSandbox, wall: type[SteppedClock]) -> None:
     """Host A's clock runs 40 s fast, host B's is right: each syncs with the database, so A's
@@ -118,7 +108,9 @@ async def test_hosts_with_wrong_wall_clocks_lease_on_the_database_clock(
     doc = await queue_reply(host_b, conv, "one reply")
 
     wall.step = timedelta(seconds=40)
-    claim = await _when_due(host_a)
+    # due by host B's reading of the database clock, which may be a few ms ahead of A's
+    # (half a `hello` round trip each)
+    claim = await wait_for(host_a.claim, timeout=2)
     lease_until = claim.doc["delivery"]["lease_until"]
     assert abs((lease_until - await db_now(store)) - timedelta(seconds=30)) < timedelta(seconds=2)
     wall.step = timedelta(0)
