@@ -7,10 +7,12 @@ acknowledged by the database, so "acknowledged to the platform" still means "dur
 Nothing else waits before that write. Ids are derived (inbox/ids.py): a message's `_id` from
 (account, platform message id), so a redelivery is a duplicate `_id` — "already have it",
 whichever process stored it first — and its conversation's id from (account, thread key), so
-the message names a conversation that may not exist yet. The conversation, its contact and
-every summary (activity, preview, unread, reopen) follow behind the acknowledgement, coalesced:
-see `inbox.summaries`, which also rebuilds them from the messages after a crash. The message
-document carries what that needs (thread key, kind, title, the author).
+the message names a conversation that may not exist yet. A conversation the batch opens, with
+its contact, is created right after the insert, and the acknowledgement waits for it (at most
+`LISTED_WITHIN`): a new chat is listed when its webhook is answered. Every summary (activity,
+preview, unread, reopen) follows behind the acknowledgement, coalesced: see `inbox.summaries`,
+which also rebuilds them from the messages after a crash. The message document carries what
+that needs (thread key, kind, title, the author).
 
 Only a message whose thread has aliases (an email's References) is resolved first: the
 conversation may be one that another key of the thread started (`thread_aliases`).
@@ -48,6 +50,9 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 256
 MAX_DOC_BYTES = 8 * 1024 * 1024  # well inside MongoDB's 16 MB, with room for the summaries
 MAX_DEPTH = 64
+# s the acknowledgement waits, at most, for the conversations its batch opens to be created
+# (the message is durable already: past this, they are created behind it)
+LISTED_WITHIN = 0.5
 __all__ = ["MAX_BATCH", "PREVIEW_CHARS", "REOPEN_FROM", "IngestResult", "Ingestor",
            "UnstorableMessage", "message_doc", "preview_of_doc"]
 
@@ -238,7 +243,9 @@ class Ingestor:
             self.summaries.inserted(now, docs, failed=True)
             raise
         stored = [d for i, d in enumerate(docs) if i not in duplicate_at]
-        self.summaries.inserted(now, stored)
+        creating = self.summaries.inserted(now, stored)
+        if creating is not None:  # a new chat is listed when its webhook is answered
+            await asyncio.wait({creating}, timeout=LISTED_WITHIN)
         if duplicate_at:
             self.summaries.ensure({docs[i]["conversation_id"] for i in duplicate_at})
         existing = await self._existing([docs[i] for i in duplicate_at])

@@ -109,9 +109,10 @@ class Store:
                             conversation_id: str | None = None) -> None:
         """A connector learned more about a customer after their message was stored (a Slack
         profile): the contact, that message's author and the conversation's locale follow.
-        The contact and the conversation of a new customer are created behind the
-        acknowledgement (inbox/summaries.py) from the message as first stored: a profile that
-        comes first waits for this process's rounds (bounded) and is applied after them."""
+        The contact and the conversation of a new customer are created from the message as
+        first stored, before its acknowledgement or, when that took longer than
+        `LISTED_WITHIN`, behind it (inbox/summaries.py): a profile that comes first waits for
+        this process's summaries (bounded) and is applied after them."""
         fields: Doc = {"name": author.name}
         if author.avatar_url:
             fields["avatar_url"] = author.avatar_url

@@ -1,26 +1,26 @@
-"""Conversations and their summaries, written behind the acknowledgement and rebuilt after a
-crash.
+"""Conversations and their summaries: a new chat's conversation created before its webhook is
+answered, every summary written behind it, and all rebuilt after a crash.
 
-Ingest acknowledges once the messages (the truth) are stored (inbox/ingest.py). Everything the
-inbox lists follows here, in rounds: a conversation that does not exist yet is created, filled
-in (with its contact, and the aliases of its thread); one that exists gets one pipeline update
-with all that the round adds to it (activity time and `sk`, preview, unread, message_count,
-reopen). Every touched conversation of a round is written with one statement per chunk.
+Ingest stores the messages (the truth) first (inbox/ingest.py). A conversation that a stored
+batch opens is then created at once, filled in (with its contact, and the aliases of its
+thread), and the batch's acknowledgement waits for that, up to `LISTED_WITHIN` (past it the
+creation goes on behind the answer): a new chat is listed when its webhook is answered
+(measured on a saturated inbox: p99 13–37 ms after the acknowledgement, against 1.4–1.5 s when
+it was created by a round behind it). One that does not exist after all (another process made
+it, or this one before a restart: its duplicate key tells) joins the updates.
 
-A round either creates (every pending conversation not known to exist) or updates (the
-`CHUNK` that waited longest): creating comes first, but never twice running while updates
-wait. A new chat then waits for at most one short round of updates (`BEFORE_NEW`
-conversations, yielding no longer than a creating round, while none of them is stale), not
-for a whole round of them (measured: rounds of 400–1,000 updates took 3–6 s on a busy
-embedded server, and every new chat behind them waited that long to be listed); updates that
-wait meanwhile coalesce more.
+Everything else follows in rounds: each conversation that exists gets one pipeline update with
+all that the round adds to it (activity time and `sk`, preview, unread, message_count,
+reopen), for the `CHUNK` that waited longest, one statement per chunk. A round also creates
+whatever of it does not exist yet (a batch whose insert failed half-way and was recovered, a
+creation that failed and was rebuilt).
 
 Why rounds, and why they wait: on the embedded server an update costs more than an insert (it
 rewrites every index entry of the document), and the database is one busy core. So
-acknowledgements come first: a round waits while an insert batch is in flight (briefly when a
-new conversation must appear, longer while the inbox is busy, in proportion to what the last
-round cost), and the busier the inbox, the more messages each round coalesces. Idle, a round
-follows its batch within milliseconds; `settle()` waits for the rounds.
+acknowledgements come first: a round waits while an insert batch is in flight (longer while
+the inbox is busy, in proportion to what the last round cost, never once a message has waited
+`STALE_AFTER` for it), and the busier the inbox, the more messages each round coalesces. Idle,
+a round follows its batch within milliseconds; `settle()` waits for the rounds.
 
 Crash safety: each process keeps a heartbeat document in `meta` listing `dirty`, the
 conversations with messages it stored and has not summarised yet, and `recent`, those a round
@@ -56,6 +56,7 @@ import os
 import socket
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -79,10 +80,6 @@ from inbox.priority import AckWindow
 log = logging.getLogger(__name__)
 
 CHUNK = 64  # conversations per statement: larger $in lists cost more per document on the server
-# conversations in a round of updates that new chats wait behind: a new chat waits for a short
-# statement, not a full chunk (in an open loop of new chats at 180/s, five pairs of runs:
-# listed p99 0.17–0.96 s, against 0.29–1.5 s)
-BEFORE_NEW = 16
 HEARTBEAT_EVERY = 5.0
 DIRTY_EVERY = 1.0
 # s a summarised conversation stays listed (as `recent`), so that its next batch needs no
@@ -91,7 +88,6 @@ STICKY = 10.0
 DEAD_AFTER = timedelta(seconds=30)
 REPAIR_EVERY = 15.0
 ENSURE_AFTER = 10.0  # s: a redelivery's conversation still missing by then is rebuilt
-NEW_WITHIN = 0.25  # s: the longest a round with a new conversation yields to acknowledgements
 BUSY_WAIT_MAX = 2.0  # s: the longest a round of updates yields
 BUSY_SHARE = 0.35  # a saturated inbox spends about this share of database time on rounds
 # s: a round of updates stops yielding once a message has waited this long for it (so the
@@ -154,6 +150,9 @@ class Summariser:
         self.hooks: CreationHooks | None = None
         self._pending: dict[str, Delta] = {}
         self._in_flight: dict[str, Delta] = {}
+        # conversations being created before their batch's acknowledgement → that creation
+        self._creating: dict[str, asyncio.Task[None]] = {}
+        self._rebuilding: Counter[str] = Counter()
         self._inserting: Counter[str] = Counter()  # conversation → batches being inserted
         self._marked: set[str] = set()  # the heartbeat's `dirty` and `recent`, as written
         self._recent: dict[str, float] = {}  # conversation → when a round last summarised it
@@ -210,7 +209,10 @@ class Summariser:
 
     async def settle(self) -> None:
         """Wait until every acknowledged message is reflected in its conversation."""
-        while self._pending or self._in_flight or (self._task and not self._task.done()):
+        while self._pending or self._in_flight or self._creating or (
+                self._task and not self._task.done()):
+            if self._creating:
+                await asyncio.wait(set(self._creating.values()))
             await self._idle.wait()
             await asyncio.sleep(0)
 
@@ -219,7 +221,8 @@ class Summariser:
         return f"ingestor:{self.owner}"
 
     def _dirty(self) -> set[str]:
-        return {*self._pending, *self._in_flight, *self._inserting}
+        return {*self._pending, *self._in_flight, *self._inserting, *self._creating,
+                *self._rebuilding}
 
     def _unfinished(self) -> set[str]:
         return self.hooks.unfinished() if self.hooks is not None else set()
@@ -285,15 +288,78 @@ class Summariser:
                 raise
             self._marked |= new
 
-    def inserted(self, at: datetime, stored: list[Doc], *, failed: bool = False) -> None:
-        """The batch is stored (or failed, perhaps half-way): schedule its summaries."""
+    def inserted(self, at: datetime, stored: list[Doc], *,
+                 failed: bool = False) -> asyncio.Task[None] | None:
+        """The batch is stored (or failed, perhaps half-way): schedule its summaries. Returns
+        the creation of the conversations it opens, which its acknowledgement waits for."""
         ids = {d["conversation_id"] for d in stored}
         if failed:
             self._recover_later(stored, ids)
-            return
+            return None
         self._inserting.subtract(ids)
         self._inserting += Counter()
-        self.add(stored)
+        return self._create_now(stored)
+
+    def _create_now(self, stored: list[Doc]) -> asyncio.Task[None] | None:
+        """Create the conversations a stored batch opens, at once: not behind a round of
+        updates, nor yielding to acknowledgements (this is one). Those known to exist, or
+        waiting in a round, or being rebuilt, go to the rounds."""
+        fresh: dict[str, list[Doc]] = {}
+        rest: list[Doc] = []
+        for doc in stored:
+            cid = doc["conversation_id"]
+            if cid in fresh or (cid not in self._exists and cid not in self._pending
+                                and cid not in self._in_flight and cid not in self._creating
+                                and not self._rebuilding[cid]):
+                fresh.setdefault(cid, []).append(doc)
+            else:
+                rest.append(doc)
+        self.add(rest)
+        if not fresh:
+            return None
+        task = asyncio.create_task(self._create_direct(fresh), name="summaries-create")
+        self._creating.update(dict.fromkeys(fresh, task))
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return task
+
+    async def _create_direct(self, fresh: dict[str, list[Doc]]) -> None:
+        deltas: dict[str, Delta] = {}
+        for cid, docs in fresh.items():
+            delta = deltas[cid] = Delta(docs[0]["received_at"], docs[0]["received_at"])
+            for doc in docs:
+                delta.add(doc)
+        self._round += 1
+        chunk = dict(deltas)
+        try:
+            await self._learn_aliases(chunk)
+            await self._create_missing(chunk, f"{self.owner}:{self._round}")
+        except Exception:
+            # perhaps half-way (created, not yet told apart): rebuilt from the messages, as a
+            # round that fails is; they stay dirty meanwhile
+            log.exception("summaries: creating %d conversations failed; rebuilding them",
+                          len(fresh))
+            self._rebuilding.update(list(fresh))
+            self._done_creating(fresh, set(fresh))
+            try:
+                async with self._lock:
+                    await self._rebuild_each(list(fresh))
+            finally:
+                self._rebuilding.subtract(list(fresh))
+                self._rebuilding += Counter()
+            return
+        finally:
+            self._done_creating(fresh, set(chunk))
+        # those that existed (another process made them, or this one before a restart): their
+        # messages are added by the rounds
+        self.add([doc for cid in chunk for doc in fresh[cid]])
+
+    def _done_creating(self, ids: Iterable[str], not_created: set[str]) -> None:
+        now = time.monotonic()
+        for cid in ids:
+            if self._creating.pop(cid, None) is not None and cid not in not_created:
+                self._recent[cid] = now
 
     def ensure(self, conv_ids: set[str]) -> None:
         """Redelivered messages: their conversations must exist. One the first delivery's
@@ -311,7 +377,8 @@ class Summariser:
             for conv_id in unknown:
                 if conv_id in found:
                     self._exists.add(conv_id)
-                elif conv_id not in self._pending and conv_id not in self._in_flight:
+                elif conv_id not in self._pending and conv_id not in self._in_flight \
+                        and conv_id not in self._creating:
                     await self.rebuild(conv_id)
 
         task = asyncio.create_task(check())
@@ -358,57 +425,38 @@ class Summariser:
                      default=datetime.now(UTC))
         return (datetime.now(UTC) - oldest).total_seconds()
 
-    async def _yield_to_acks(self, creating: bool, within: float = BUSY_WAIT_MAX) -> None:
-        """Wait while an insert batch is in flight: shortly before creating conversations
-        (they must appear), longer the more the last round cost (a busy inbox coalesces
-        more), never longer than `within`."""
+    async def _yield_to_acks(self) -> None:
+        """Wait while an insert batch is in flight, longer the more the last round cost (a busy
+        inbox coalesces more), never once a message has waited `STALE_AFTER` for its round."""
         if not self.acks.busy:
             return
-        if creating:
-            budget = NEW_WITHIN
-        else:
-            # never more than STALE_AFTER behind the oldest message waiting for its round
-            budget = min(within, STALE_AFTER - self._behind(),
-                         self._last_round * (1 - BUSY_SHARE) / BUSY_SHARE)
-            if budget <= 0:
-                return
-        await self.acks.wait_idle(max(budget, 0.01))
+        budget = min(BUSY_WAIT_MAX, STALE_AFTER - self._behind(),
+                     self._last_round * (1 - BUSY_SHARE) / BUSY_SHARE)
+        if budget > 0:
+            await self.acks.wait_idle(max(budget, 0.01))
 
-    def _take(self, creating: bool, size: int = CHUNK) -> dict[str, Delta]:
-        """What the next round writes, out of `_pending`: every conversation not known to
-        exist yet, or the longest-waiting `size` of the others."""
-        if creating:
-            taken = {cid: d for cid, d in self._pending.items() if cid not in self._exists}
-        else:
-            taken = {}
-            for cid, delta in self._pending.items():
-                if cid in self._exists:
-                    taken[cid] = delta
-                    if len(taken) >= size:
-                        break
-        if not taken:  # what was new became known during the yield (a repair, a check)
-            taken = dict(itertools.islice(self._pending.items(), size))
+    def _take(self) -> dict[str, Delta]:
+        """The `CHUNK` conversations that waited longest, out of `_pending`, but none that is
+        being created: its messages wait for that creation, and then update it in order (a
+        round that created it first would have the older messages land last, with their
+        preview)."""
+        taken = dict(itertools.islice(((cid, d) for cid, d in self._pending.items()
+                                       if cid not in self._creating), CHUNK))
         for cid in taken:
             del self._pending[cid]
         return taken
 
     async def _run(self) -> None:
-        created_last = False
         try:
             while self._pending:
-                # new conversations first, but never twice running while others wait: a
-                # new chat appears within about one round of updates, and a stream of new
-                # chats cannot starve the conversations that already exist
-                new = sum(cid not in self._exists for cid in self._pending)
-                creating = new > 0 and not (created_last and new < len(self._pending))
-                # updates that new chats wait behind are brief, and yield no longer than a
-                # creating round would; once one of them is stale they go in full chunks
-                # again, so a stream of new chats cannot hold the others back either
-                before_new = new > 0 and not creating and self._behind() < STALE_AFTER
-                await self._yield_to_acks(creating, NEW_WITHIN if before_new else BUSY_WAIT_MAX)
+                if all(cid in self._creating for cid in self._pending):
+                    await asyncio.wait({self._creating[cid] for cid in self._pending})
+                    continue
+                await self._yield_to_acks()
                 async with self._lock:
-                    self._in_flight = self._take(creating, BEFORE_NEW if before_new else CHUNK)
-                    created_last = creating
+                    self._in_flight = self._take()
+                    if not self._in_flight:
+                        continue
                     self._round += 1
                     started = time.monotonic()
                     try:
@@ -592,7 +640,17 @@ class Summariser:
             await self.hooks.recovered(conv_ids)
 
     async def rebuild(self, conv_id: str) -> None:
-        """A conversation's summary from its messages alone (created when missing)."""
+        """A conversation's summary from its messages alone (created when missing). Never
+        beside its creation before an acknowledgement: both would count the same messages."""
+        self._rebuilding[conv_id] += 1
+        try:
+            while conv_id in self._creating:
+                await asyncio.wait({self._creating[conv_id]})
+            await self._rebuild(conv_id)
+        finally:
+            self._rebuilding[conv_id] -= 1
+
+    async def _rebuild(self, conv_id: str) -> None:
         newest = await self.db.messages.find({"conversation_id": conv_id}, {"raw": 0}).sort(
             "sk", -1).limit(1).to_list()
         if not newest:
@@ -622,7 +680,7 @@ class Summariser:
             await insert_ignoring_duplicates(self.db.contacts, [new_contact(first)])
             doc = new_conversation(conv_id, delta, tag)
             if await insert_ignoring_duplicates(self.db.conversations, [doc]):
-                return await self.rebuild(conv_id)  # created meanwhile: update it instead
+                return await self._rebuild(conv_id)  # created meanwhile: update it instead
             self._exists.add(conv_id)
             await self.db.meta.update_one({"_id": "inbox"}, {"$min": {"floor_sk": doc["sk"]}},
                                           upsert=True)
